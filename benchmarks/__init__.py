@@ -1,0 +1,1 @@
+"""Benchmarks of medpol, measured against baselines in the same run."""

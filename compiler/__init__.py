@@ -1,0 +1,1 @@
+"""The medpol compiler: resolve, check, generate and load policy predicates."""

@@ -1,0 +1,246 @@
+"""The reference interpreter: evaluate IR conditions directly, optionally with a trace.
+
+It is the specification the generated predicates are tested against, and it builds
+the explanation tree for `--explain`; the compiled predicates are the fast path.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from compiler import runtime
+from compiler.resolve import Model, resolve_targets
+from compiler.words import describe, window_words
+from dsl import ir
+
+
+class _Absent:
+    """A clause whose effective window does not contain the day: decided without it."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+
+
+@attrs.define
+class TraceNode:
+    text: str
+    value: object
+    used: list = attrs.Factory(list)
+    children: list = attrs.Factory(list)
+    clause: str | None = None
+    note: str | None = None
+
+
+def _fact(ctx: runtime.LineContext, name: str):
+    value = ctx.facts.get(name)
+    if value is None:
+        value = runtime.builtin(ctx, name)
+    return value
+
+
+class Interpreter:
+    """Evaluates one model's conditions; caches resolved code sets per node."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self._members: dict[int, object] = {}
+
+    def targets(self, t: ir.Targets):
+        key = id(t)
+        found = self._members.get(key)
+        if found is None:
+            m = self.model
+            found = resolve_targets(t, m.code_sets, m.drug_tables, m.drugs, m.drug_codes, lambda ref: None)
+            self._members[key] = found
+        return found
+
+    def evaluate(self, cond, ctx: runtime.LineContext, owner: str, trace: list | None = None):
+        node = TraceNode(describe(cond), None) if trace is not None else None
+        value = self._eval(cond, ctx, owner, node)
+        if node is not None:
+            node.value = value
+            trace.append(node)
+        return value
+
+    def _sub(self, cond, ctx, owner, node):
+        return self.evaluate(cond, ctx, owner, node.children if node is not None else None)
+
+    def _eval(self, cond, ctx, owner, node):  # noqa: C901 - one case per node type reads best
+        if isinstance(cond, ir.Always):
+            return True
+        if isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
+            return self._group(cond, ctx, owner, node)
+        if isinstance(cond, ir.Not):
+            value = self._sub(cond.item, ctx, owner, node)
+            return True if value is ABSENT else runtime.not_(value)
+        if isinstance(cond, ir.Clause):
+            clause_id = f"{owner}.{cond.name}"
+            if node is not None:
+                node.clause = clause_id
+                node.text = f"item {cond.label}" + (f" ({window_words(cond.window)})" if not cond.window.always else "")
+            if not cond.window.contains(ctx.day):
+                if node is not None:
+                    node.note = f"not in effect on {ctx.day.isoformat()}"
+                return ABSENT
+            value = self._group(cond.condition, ctx, owner, node)
+            if value is True:
+                ctx.hits.append(clause_id)
+            return value
+        if isinstance(cond, ir.Truth):
+            crit = self.model.criteria.get(cond.name)
+            if crit is not None:
+                if node is not None:
+                    node.text = crit.title
+                return self._group(crit.condition, ctx, crit.name, node)
+            value = _fact(ctx, cond.name)
+            self._used(node, cond.name, value)
+            return frozenset((cond.name,)) if value is None else value is True
+        if isinstance(cond, ir.Is):
+            value = _fact(ctx, cond.name)
+            self._used(node, cond.name, value)
+            if value is None:
+                return frozenset((cond.name,))
+            return (value == cond.value) != cond.negated
+        if isinstance(cond, ir.In):
+            value = _fact(ctx, cond.name)
+            self._used(node, cond.name, value)
+            if value is None:
+                return frozenset((cond.name,))
+            return value in cond.values
+        if isinstance(cond, ir.Compare):
+            return self._compare(cond, ctx, node)
+        if isinstance(cond, ir.DiagnosisIn):
+            sets = tuple(self.model.diagnosis_sets[r.name] for r in cond.sets
+                         if r.name in self.model.diagnosis_sets)
+            self._used(node, "diagnoses", list(ctx.dx))
+            return runtime.dx_in(ctx, sets)
+        if isinstance(cond, ir.BilledWith):
+            other = self.targets(cond.other_than) if cond.other_than is not None else None
+            self._used(node, "lines", list(ctx.codes))
+            return runtime.billed_with(ctx, self.targets(cond.codes), other)
+        if isinstance(cond, ir.LineCovered):
+            value = runtime.line_covered(ctx, cond.code)
+            self._used(node, cond.code, [o for o, _ in ctx.status.get(cond.code, ())] or "not billed")
+            return value
+        if isinstance(cond, ir.HasModifier):
+            self._used(node, "modifiers", list(ctx.modifiers))
+            return cond.modifier in ctx.modifiers
+        if isinstance(cond, ir.WithinBefore):
+            earlier, later = ctx.facts.get(cond.earlier), ctx.facts.get(cond.later)
+            self._used(node, cond.earlier, earlier)
+            self._used(node, cond.later, later)
+            missing = frozenset(n for n, v in ((cond.earlier, earlier), (cond.later, later)) if v is None)
+            if missing:
+                return missing
+            return runtime.within_before(earlier, cond.amount, cond.unit, later)
+        raise TypeError(f"no evaluation for {type(cond).__name__}")
+
+    def _group(self, cond, ctx, owner, node):
+        mark = len(ctx.hits)
+        value = self._combine(cond, ctx, owner, node)
+        if value is not True:
+            # Clauses that held inside a group that did not hold decided nothing.
+            del ctx.hits[mark:]
+        return value
+
+    def _combine(self, cond, ctx, owner, node):
+        values = []
+        for item in cond.items:
+            value = self._sub(item, ctx, owner, node)
+            if value is ABSENT:
+                continue
+            values.append(value)
+            # Stop where the outcome is settled, as the generated code does, so that
+            # the clauses recorded as holding are the same on both paths.
+            if isinstance(cond, ir.AllOf) and value is False:
+                break
+            if isinstance(cond, ir.AnyOf) and value is True:
+                break
+        if isinstance(cond, ir.AllOf):
+            return runtime.all_of(values)
+        if isinstance(cond, ir.AnyOf):
+            missing: set[str] = set()
+            for v in values:
+                if v is True:
+                    return True
+                if v is not False:
+                    missing.update(v)
+            return frozenset(missing) if missing else False
+        # at least N of
+        held = sum(1 for v in values if v is True)
+        unknown = [v for v in values if v is not True and v is not False]
+        if held >= cond.count:
+            return True
+        if held + len(unknown) < cond.count:
+            return False
+        return frozenset().union(*unknown)
+
+    def _operand(self, operand, other, ctx, node):
+        if isinstance(operand, ir.Quantity):
+            return operand.value
+        if isinstance(operand, ir.LineUnits):
+            self._used(node, "units", ctx.units)
+            return ctx.units
+        if operand.name == "age":
+            unit = other.unit if isinstance(other, ir.Quantity) else None
+            value = runtime.age(ctx, unit)
+            self._used(node, f"age in {unit or 'years'}", value)
+            return value
+        value = _fact(ctx, operand.name)
+        self._used(node, operand.name, value)
+        return value
+
+    def _compare(self, cond, ctx, node):
+        left = self._operand(cond.left, cond.right, ctx, node)
+        right = self._operand(cond.right, cond.left, ctx, node)
+        missing = frozenset(o.name for o, v in ((cond.left, left), (cond.right, right))
+                            if v is None and isinstance(o, ir.FactRef))
+        if missing:
+            return missing
+        return _COMPARE[cond.op](left, right)
+
+    @staticmethod
+    def _used(node, name, value):
+        if node is not None:
+            node.used.append((name, value.isoformat() if hasattr(value, "isoformat") else value))
+
+
+_COMPARE = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def rule_condition(rule: ir.Rule) -> ir.AllOf:
+    """A rule's whole condition: its sections' requirements, then its own `when`."""
+    return ir.AllOf(tuple(rule.requires) + (rule.condition,), rule.span)
+
+
+class InterpretedPredicates:
+    """Rule predicates evaluated by the interpreter: `predicates[rule_id](ctx)`."""
+
+    def __init__(self, model: Model):
+        self.interpreter = Interpreter(model)
+        self._conditions = {rule.id: rule_condition(rule) for rule in model.rules}
+
+    def __getitem__(self, rule_id: str):
+        cond = self._conditions[rule_id]
+        interp = self.interpreter
+
+        def predicate(ctx):
+            value = interp.evaluate(cond, ctx, rule_id)
+            return True if value is ABSENT else value
+
+        return predicate
+
+    def trace(self, rule_id: str, ctx) -> tuple[object, TraceNode]:
+        nodes: list[TraceNode] = []
+        value = self.interpreter.evaluate(self._conditions[rule_id], ctx, rule_id, nodes)
+        return (True if value is ABSENT else value), nodes[0]

@@ -1,0 +1,39 @@
+"""The reasons a decision cites: for each rule and numbered item, its id, text and source."""
+
+from __future__ import annotations
+
+from compiler.passages import SourceDocument, normalize
+from compiler.resolve import Model
+from dsl import ir
+
+
+def clauses(cond, owner: str):
+    """Every clause inside a condition, with the id it is cited by."""
+    if isinstance(cond, ir.Clause):
+        yield f"{owner}.{cond.name}", cond
+        yield from clauses(cond.condition, owner)
+    elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
+        for item in cond.items:
+            yield from clauses(item, owner)
+    elif isinstance(cond, ir.Not):
+        yield from clauses(cond.item, owner)
+
+
+def _text(passages, document: SourceDocument | None) -> str:
+    if document is None:
+        return " ".join(normalize(p.text) for p in passages)
+    return " ".join(document.expand(p.text) for p in passages)
+
+
+def build_reasons(model: Model, document: SourceDocument | None) -> dict[str, dict]:
+    reasons: dict[str, dict] = {}
+    for rule in model.rules:
+        reasons[rule.id] = {"rule": rule.id, "text": _text(rule.passages, document), "source": rule.section}
+        for clause_id, clause in clauses(rule.condition, rule.id):
+            reasons[clause_id] = {"rule": clause_id, "text": _text(clause.passages, document),
+                                  "source": f"{rule.section}, item {clause.label}"}
+    for crit in model.criteria.values():
+        for clause_id, clause in clauses(crit.condition, crit.name):
+            reasons[clause_id] = {"rule": clause_id, "text": _text(clause.passages, document),
+                                  "source": f"{crit.title}, item {clause.label}"}
+    return reasons

@@ -1,0 +1,147 @@
+"""Say a condition in words, as a reviewer reads it (for explanations, diffs and docs)."""
+
+from __future__ import annotations
+
+from dsl import ir
+
+CATEGORY_WORDS = {
+    "not_reasonable_and_necessary": "not reasonable and necessary",
+    "incorrect_coding": "incorrect coding",
+    "not_covered": "not covered",
+}
+
+
+def targets(t: ir.Targets | None) -> str:
+    if t is None:
+        return ""
+    if t.all_lines:
+        return "all lines"
+    text = ", ".join(r.name for r in t.include)
+    if t.exclude:
+        text += " except " + ", ".join(r.name for r in t.exclude)
+    return text
+
+
+def _value(v) -> str:
+    if isinstance(v, str) and not v.isidentifier():
+        return f'"{v}"'
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    return str(v)
+
+
+def _operand(o) -> str:
+    if isinstance(o, ir.FactRef):
+        return o.name
+    if isinstance(o, ir.LineUnits):
+        return "units"
+    value = int(o.value) if float(o.value).is_integer() else o.value
+    return f"{value} {o.unit}" if o.unit else str(value)
+
+
+def describe(cond, top: bool = True) -> str:
+    """One line of text for a condition; nested groups are bracketed."""
+    if isinstance(cond, ir.Always):
+        return "always"
+    if isinstance(cond, ir.Truth):
+        return cond.name
+    if isinstance(cond, ir.Is):
+        return f"{cond.name} is {'not ' if cond.negated else ''}{_value(cond.value)}"
+    if isinstance(cond, ir.In):
+        return f"{cond.name} in " + ", ".join(_value(v) for v in cond.values)
+    if isinstance(cond, ir.Compare):
+        return f"{_operand(cond.left)} {cond.op} {_operand(cond.right)}"
+    if isinstance(cond, ir.DiagnosisIn):
+        return "diagnosis in " + ", ".join(r.name for r in cond.sets)
+    if isinstance(cond, ir.BilledWith):
+        text = "billed with " + targets(cond.codes)
+        if cond.other_than is not None:
+            text += " other than " + targets(cond.other_than)
+        return text
+    if isinstance(cond, ir.LineCovered):
+        return f"{cond.code} is covered"
+    if isinstance(cond, ir.HasModifier):
+        return f"has modifier {cond.modifier}"
+    if isinstance(cond, ir.WithinBefore):
+        amount = int(cond.amount) if float(cond.amount).is_integer() else cond.amount
+        return f"{cond.earlier} within {amount} {cond.unit} before {cond.later}"
+    if isinstance(cond, ir.Not):
+        inner = describe(cond.item, top=False)
+        return f"not {inner}"
+    if isinstance(cond, ir.Clause):
+        return f"item {cond.label} ({describe(cond.condition, top=True)})"
+    if isinstance(cond, (ir.AllOf, ir.AnyOf)):
+        joiner = " and " if isinstance(cond, ir.AllOf) else " or "
+        parts = [describe(i, top=False) for i in cond.items]
+        if len(parts) == 1:
+            return parts[0]
+        text = joiner.join(parts)
+        return text if top else f"({text})"
+    if isinstance(cond, ir.AtLeast):
+        return f"at least {cond.count} of (" + "; ".join(describe(i) for i in cond.items) + ")"
+    return type(cond).__name__
+
+
+def outline(cond, depth: int = 0) -> list[tuple[int, str]]:
+    """The condition as an outline of (depth, text) lines: groups become numbered lists."""
+    if isinstance(cond, ir.AllOf) and len(cond.items) > 1:
+        lines = [(depth, "all of:")]
+        for item in cond.items:
+            lines.extend(outline(item, depth + 1))
+        return lines
+    if isinstance(cond, ir.AllOf) and len(cond.items) == 1:
+        return outline(cond.items[0], depth)
+    if isinstance(cond, ir.AnyOf):
+        lines = [(depth, "any of:")]
+        for item in cond.items:
+            lines.extend(outline(item, depth + 1))
+        return lines
+    if isinstance(cond, ir.AtLeast):
+        lines = [(depth, f"at least {cond.count} of:")]
+        for item in cond.items:
+            lines.extend(outline(item, depth + 1))
+        return lines
+    if isinstance(cond, ir.Clause):
+        window = window_words(cond.window)
+        head = f"item {cond.label}" + (f" ({window})" if window else "")
+        lines = [(depth, head + ":")]
+        lines.extend(outline(cond.condition, depth + 1))
+        return lines
+    if isinstance(cond, ir.Not) and isinstance(cond.item, (ir.AnyOf, ir.AllOf)) and len(cond.item.items) > 1:
+        lines = [(depth, "none of:" if isinstance(cond.item, ir.AnyOf) else "not all of:")]
+        for item in cond.item.items:
+            lines.extend(outline(item, depth + 1))
+        return lines
+    return [(depth, describe(cond))]
+
+
+def window_words(window: ir.Window) -> str:
+    parts = []
+    if window.effective is not None:
+        parts.append(f"effective {window.effective.isoformat()}")
+    if window.until is not None:
+        parts.append(f"until {window.until.isoformat()}")
+    return ", ".join(parts)
+
+
+def decision(rule: ir.Rule) -> str:
+    """The decision a rule makes, in words: `deny E0776 as not reasonable and necessary`."""
+    if rule.kind == "cover":
+        return f"cover {targets(rule.targets)}"
+    if rule.kind == "deny":
+        return f"deny {targets(rule.targets)} as {CATEGORY_WORDS[rule.category]}"
+    if rule.kind == "refer":
+        return f'refer {targets(rule.targets)} to "{rule.refer_to}"'
+    if rule.kind == "limit":
+        lim = rule.limit
+        amount = int(lim.amount) if float(lim.amount).is_integer() else lim.amount
+        period = "per calendar month" if lim.period == "calendar_month" else f"within {lim.days} days"
+        return f"limit {targets(rule.targets)} to {amount} {lim.unit} {period}"
+    if rule.kind == "otherwise":
+        return f"otherwise deny as {CATEGORY_WORDS[rule.category]}"
+    if rule.kind == "follow":
+        return (f"{targets(rule.pumps)} administer {targets(rule.targets)} else {rule.drug_fact}; "
+                f"{targets(rule.followers)} follow the pump else {rule.owned_fact}")
+    return rule.kind

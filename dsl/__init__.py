@@ -1,0 +1,1 @@
+"""The medpol policy language: grammar, parser, typed IR and diagnostics."""

@@ -1,0 +1,427 @@
+"""The typed IR of a policy: frozen attrs nodes that every later stage reads.
+
+Nodes keep the span of the text they came from, so checks, generated code and
+decisions can point back at the policy line. Validation is not done here: the
+checker (compiler/check.py) reports problems, the IR only records what was written.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import attrs
+
+
+@attrs.frozen
+class Span:
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @property
+    def width(self) -> int:
+        if self.end_line != self.line:
+            return 1
+        return max(1, self.end_column - self.column)
+
+
+NO_SPAN = Span(0, 0, 0, 0)
+
+
+@attrs.frozen
+class Window:
+    """An effective-date window: in effect from `effective` (inclusive) until `until` (exclusive)."""
+
+    effective: datetime.date | None = None
+    until: datetime.date | None = None
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+    def contains(self, day: datetime.date) -> bool:
+        if self.effective is not None and day < self.effective:
+            return False
+        if self.until is not None and day >= self.until:
+            return False
+        return True
+
+    @property
+    def always(self) -> bool:
+        return self.effective is None and self.until is None
+
+
+ALWAYS = Window()
+
+
+@attrs.frozen
+class Passage:
+    """A quotation of the policy text; `...` marks words left out."""
+
+    text: str
+    span: Span = attrs.field(eq=False)
+
+
+# ---------------------------------------------------------------- header
+
+
+@attrs.frozen
+class Revision:
+    number: str
+    dated: datetime.date
+    effective: datetime.date
+    prepared_by: str | None
+    approved_by: str | None
+    reviewed: str | None
+    description: tuple[Passage, ...]
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class HistoryRow:
+    revision: str
+    dated: str
+    description: str
+    prepared_by: str | None
+    approved_by: str | None
+    reviewed: str | None
+    effective: str | None
+    span: Span = attrs.field(eq=False)
+
+
+# ---------------------------------------------------------------- facts
+
+
+@attrs.frozen
+class FactType:
+    kind: str  # bool | int | number | date | code | enum
+    unit: str | None = None
+    values: tuple[str, ...] = ()
+    low: int | None = None
+    high: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "enum":
+            return "one of " + ", ".join(self.values)
+        if self.kind == "number" and self.unit:
+            return f"number ({self.unit})"
+        if self.kind == "int" and self.low is not None:
+            return f"int {self.low} to {self.high}"
+        return self.kind
+
+
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT = _NoDefault()
+
+
+@attrs.frozen
+class Fact:
+    name: str
+    type: FactType
+    question: str | None
+    per_line: bool = False
+    default: object = NO_DEFAULT
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not NO_DEFAULT
+
+
+# ---------------------------------------------------------------- tables
+
+
+@attrs.frozen
+class Ref:
+    """A name or code written where a set of codes is expected."""
+
+    name: str
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class CodeEntry:
+    """A HCPCS code, or an ICD-10-CM code or range; `last` is set for a range."""
+
+    code: str
+    description: str | None = None
+    last: str | None = None
+    window: Window = ALWAYS
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+
+@attrs.frozen
+class CodeSet:
+    name: str
+    title: str
+    kind: str  # codes | diagnoses
+    entries: tuple[CodeEntry | Ref, ...]
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Drug:
+    name: str
+    codes: tuple[str, ...]  # empty: the drug is declared in an earlier table
+    vial_units: float | None
+    window: Window
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class DrugTable:
+    name: str
+    title: str
+    drugs: tuple[Drug, ...]
+    span: Span = attrs.field(eq=False)
+
+
+# ---------------------------------------------------------------- conditions
+
+
+@attrs.frozen
+class AllOf:
+    items: tuple[Condition, ...]
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class AnyOf:
+    items: tuple[Condition, ...]
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class AtLeast:
+    count: int
+    items: tuple[Condition, ...]
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Not:
+    item: Condition
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Clause:
+    """A numbered item of the policy, cited on its own, with its own effective window."""
+
+    label: str
+    name: str
+    window: Window
+    passages: tuple[Passage, ...]
+    condition: AllOf
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Truth:
+    """A bool fact, a built-in bool, or a named set of criteria."""
+
+    name: str
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Is:
+    name: str
+    value: object
+    negated: bool
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class In:
+    name: str
+    values: tuple[object, ...]
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class FactRef:
+    name: str
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class LineUnits:
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Quantity:
+    value: float
+    unit: str | None
+    span: Span = attrs.field(eq=False)
+
+
+Operand = FactRef | LineUnits | Quantity
+
+
+@attrs.frozen
+class Compare:
+    left: Operand
+    op: str
+    right: Operand
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class DiagnosisIn:
+    sets: tuple[Ref, ...]
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Targets:
+    """The codes a rule decides: codes, code sets, drugs, drug tables, less exceptions."""
+
+    include: tuple[Ref, ...]
+    exclude: tuple[Ref, ...] = ()
+    all_lines: bool = False
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+
+@attrs.frozen
+class BilledWith:
+    codes: Targets
+    other_than: Targets | None
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class LineCovered:
+    code: str
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class HasModifier:
+    modifier: str
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class WithinBefore:
+    """`earlier within N months before later`: both dates known and 0 <= later - earlier <= N."""
+
+    earlier: str
+    amount: float
+    unit: str
+    later: str
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Always:
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+
+Condition = (
+    AllOf | AnyOf | AtLeast | Not | Clause | Truth | Is | In | Compare | DiagnosisIn | BilledWith
+    | LineCovered | HasModifier | WithinBefore | Always
+)
+
+
+# ---------------------------------------------------------------- rules
+
+
+@attrs.frozen
+class Limit:
+    amount: float
+    unit: str  # units | vials | days
+    period: str  # calendar_month | rolling
+    days: int | None = None
+
+
+@attrs.frozen
+class Rule:
+    id: str
+    kind: str  # refer | deny | limit | cover | otherwise | follow
+    section: str  # the title of the section it sits in, for citations
+    passages: tuple[Passage, ...]
+    targets: Targets
+    condition: Condition
+    category: str | None = None
+    refer_to: str | None = None
+    limit: Limit | None = None
+    window: Window = ALWAYS
+    requires: tuple[Condition, ...] = ()  # from the enclosing sections' `require`
+    # follow rules only
+    pumps: Targets | None = None
+    drug_fact: str | None = None
+    followers: Targets | None = None
+    owned_fact: str | None = None
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+    @property
+    def precedence_key(self) -> tuple[str, str | None]:
+        if self.kind == "deny":
+            return ("deny", self.category)
+        if self.kind in ("limit", "cover", "otherwise", "refer"):
+            return (self.kind, None)
+        return ("cover", None)  # a follow rule decides alongside coverage
+
+
+@attrs.frozen
+class Criteria:
+    name: str
+    title: str
+    passages: tuple[Passage, ...]
+    condition: AllOf
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Section:
+    id: str
+    title: str
+    passages: tuple[Passage, ...]
+    requires: tuple[Condition, ...]
+    rules: tuple[Rule, ...]
+    sections: tuple[Section, ...]
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class PrecedenceStep:
+    kind: str
+    category: str | None
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Policy:
+    id: str
+    title: str
+    path: str
+    language: int
+    source: str | None
+    revision: Revision | None
+    description: tuple[Passage, ...]
+    precedence: tuple[PrecedenceStep, ...]
+    facts: tuple[Fact, ...]
+    code_sets: tuple[CodeSet, ...]
+    drug_tables: tuple[DrugTable, ...]
+    criteria: tuple[Criteria, ...]
+    sections: tuple[Section, ...]
+    history: tuple[HistoryRow, ...]
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule, in file order."""
+        out: list[Rule] = []
+
+        def walk(section: Section) -> None:
+            out.extend(section.rules)
+            for sub in section.sections:
+                walk(sub)
+
+        for section in self.sections:
+            walk(section)
+        return tuple(out)

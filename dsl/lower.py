@@ -1,0 +1,620 @@
+"""Lower a parse tree into the typed IR, bottom-up, keeping every node's span."""
+
+from __future__ import annotations
+
+import datetime
+
+from lark import Token, Transformer, Tree, v_args
+
+from dsl import ir
+from dsl.diagnostics import Diagnostic, PolicyError
+from dsl.parser import parse
+
+
+def _span(meta) -> ir.Span:
+    if getattr(meta, "empty", True):
+        return ir.NO_SPAN
+    return ir.Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(tok: Token) -> ir.Span:
+    return ir.Span(tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + len(tok))
+
+
+def unquote(tok: Token) -> str:
+    body = str(tok)[1:-1]
+    if "\\" not in body:
+        return body
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            out.append(body[i + 1])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+class _Problems(list):
+    """Lowering problems (bad dates, bad numbers) collected while transforming."""
+
+
+# Names the language gives a meaning to; a policy cannot declare them again.
+CATEGORY_WORDS = {
+    "not_reasonable_and_necessary": "not reasonable and necessary",
+    "incorrect_coding": "incorrect coding",
+    "not_covered": "not covered",
+}
+
+
+@v_args(meta=True)
+class _Lower(Transformer):
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.problems: list[Diagnostic] = []
+
+    # ------------------------------------------------------------ helpers
+
+    def _date(self, tok: Token) -> datetime.date:
+        try:
+            return datetime.date.fromisoformat(str(tok))
+        except ValueError:
+            self.problems.append(Diagnostic(self.path, tok.line, tok.column, "bad-date",
+                                            f"`{tok}` is not a calendar date", width=len(tok)))
+            return datetime.date(1, 1, 1)
+
+    def _number(self, tok: Token) -> float | int:
+        text = str(tok)
+        return float(text) if "." in text else int(text)
+
+    def _int(self, tok: Token) -> int:
+        value = self._number(tok)
+        if not isinstance(value, int):
+            self.problems.append(Diagnostic(self.path, tok.line, tok.column, "expected-int",
+                                            f"`{tok}` must be a whole number", width=len(tok)))
+            return int(value)
+        return value
+
+    # ------------------------------------------------------------ header
+
+    def start(self, meta, children):
+        language = 1
+        header = None
+        items = []
+        for child in children:
+            if isinstance(child, tuple) and child and child[0] == "language":
+                language = child[1]
+            elif isinstance(child, dict) and child.get("kind") == "header":
+                header = child
+            elif child is not None:
+                items.append(child)
+        facts, code_sets, drug_tables, criteria, sections, history, precedence = [], [], [], [], [], [], []
+        for item in items:
+            if isinstance(item, list) and item and isinstance(item[0], ir.Fact):
+                facts.extend(item)
+            elif isinstance(item, list) and item and isinstance(item[0], ir.HistoryRow):
+                history.extend(item)
+            elif isinstance(item, list) and item and isinstance(item[0], ir.PrecedenceStep):
+                precedence.extend(item)
+            elif isinstance(item, ir.CodeSet):
+                code_sets.append(item)
+            elif isinstance(item, ir.DrugTable):
+                drug_tables.append(item)
+            elif isinstance(item, ir.Criteria):
+                criteria.append(item)
+            elif isinstance(item, ir.Section):
+                sections.append(item)
+        return ir.Policy(
+            id=header["id"], title=header["title"], path=self.path, language=language,
+            source=header.get("source"), revision=header.get("revision"),
+            description=tuple(header.get("description", ())), precedence=tuple(precedence),
+            facts=tuple(facts), code_sets=tuple(code_sets), drug_tables=tuple(drug_tables),
+            criteria=tuple(criteria), sections=tuple(sections), history=tuple(history),
+            span=header["span"],
+        )
+
+    def language(self, meta, children):
+        return ("language", self._int(children[0]))
+
+    def policy_header(self, meta, children):
+        header = {"kind": "header", "id": str(children[0]), "title": unquote(children[1]),
+                  "span": _tok_span(children[0])}
+        for child in children[2:]:
+            header[child[0]] = child[1]
+        return header
+
+    def source(self, meta, children):
+        return ("source", unquote(children[0]))
+
+    def description(self, meta, children):
+        return ("description", tuple(children))
+
+    def passage(self, meta, children):
+        return ir.Passage(unquote(children[0]), _span(meta))
+
+    def prepared_by(self, meta, children):
+        return ("prepared_by", unquote(children[0]))
+
+    def approved_by(self, meta, children):
+        return ("approved_by", unquote(children[0]))
+
+    def reviewed(self, meta, children):
+        return ("reviewed", unquote(children[0]))
+
+    def history_effective(self, meta, children):
+        return ("effective", unquote(children[0]))
+
+    def revision(self, meta, children):
+        number, dated, effective, *rest = children
+        attrs_: dict = {"prepared_by": None, "approved_by": None, "reviewed": None}
+        passages = []
+        for item in rest:
+            if item is None:
+                continue
+            if isinstance(item, ir.Passage):
+                passages.append(item)
+            else:
+                attrs_[item[0]] = item[1]
+        return ("revision", ir.Revision(
+            number=str(number), dated=self._date(dated), effective=self._date(effective),
+            description=tuple(passages), span=_span(meta), **attrs_))
+
+    def change_history(self, meta, children):
+        return list(children)
+
+    def history_row(self, meta, children):
+        revision, dated, description, *rest = children
+        attrs_: dict = {"prepared_by": None, "approved_by": None, "reviewed": None, "effective": None}
+        for item in rest:
+            if item is not None:
+                attrs_[item[0]] = item[1]
+        return ir.HistoryRow(revision=unquote(revision), dated=unquote(dated),
+                             description=unquote(description), span=_span(meta), **attrs_)
+
+    # ------------------------------------------------------------ precedence
+
+    def precedence(self, meta, children):
+        return list(children)
+
+    def precedence_step(self, meta, children):
+        kind, category = children[0]
+        return ir.PrecedenceStep(kind, category, _span(meta))
+
+    def kind_refer(self, meta, children):
+        return ("refer", None)
+
+    def kind_deny(self, meta, children):
+        return ("deny", children[0])
+
+    def kind_limit(self, meta, children):
+        return ("limit", None)
+
+    def kind_cover(self, meta, children):
+        return ("cover", None)
+
+    def kind_otherwise(self, meta, children):
+        return ("otherwise", None)
+
+    def not_reasonable_and_necessary(self, meta, children):
+        return "not_reasonable_and_necessary"
+
+    def incorrect_coding(self, meta, children):
+        return "incorrect_coding"
+
+    def not_covered(self, meta, children):
+        return "not_covered"
+
+    # ------------------------------------------------------------ facts
+
+    def facts(self, meta, children):
+        return list(children)
+
+    def fact(self, meta, children):
+        name, ftype, *rest = children
+        per_line = False
+        default = ir.NO_DEFAULT
+        question = None
+        for item in rest:
+            if item is None:
+                continue
+            if isinstance(item, ir.Passage):
+                question = item.text if question is None else question + " " + item.text
+            elif item == "per_line":
+                per_line = True
+            elif isinstance(item, tuple) and item[0] == "default":
+                default = item[1]
+        return ir.Fact(str(name), ftype, question, per_line, default, _tok_span(name))
+
+    def type_bool(self, meta, children):
+        return ir.FactType("bool")
+
+    def type_int(self, meta, children):
+        low, high = children
+        if low is None:
+            return ir.FactType("int")
+        return ir.FactType("int", low=self._int(low), high=self._int(high))
+
+    def type_number(self, meta, children):
+        return ir.FactType("number", unit=children[0])
+
+    def type_date(self, meta, children):
+        return ir.FactType("date")
+
+    def type_code(self, meta, children):
+        return ir.FactType("code")
+
+    def type_enum(self, meta, children):
+        return ir.FactType("enum", values=tuple(str(c) for c in children))
+
+    def per_line(self, meta, children):
+        return "per_line"
+
+    def default(self, meta, children):
+        return ("default", children[0])
+
+    def literal(self, meta, children):
+        tok = children[0]
+        if tok.type == "STRING":
+            return unquote(tok)
+        if tok.type == "NUMBER":
+            return self._number(tok)
+        if tok.type == "DATE":
+            return self._date(tok)
+        return str(tok)
+
+    def true(self, meta, children):
+        return True
+
+    def false(self, meta, children):
+        return False
+
+    def none(self, meta, children):
+        return None
+
+    def unit(self, meta, children):
+        return str(children[0])
+
+    # ------------------------------------------------------------ tables
+
+    def codes(self, meta, children):
+        name, title, *entries = children
+        flat = []
+        for entry in entries:
+            if isinstance(entry, list):
+                flat.extend(entry)
+            else:
+                flat.append(entry)
+        return ir.CodeSet(str(name), unquote(title), "codes", tuple(flat), _tok_span(name))
+
+    def code_entry(self, meta, children):
+        code, description, *windows = children
+        return ir.CodeEntry(str(code), unquote(description), window=self._window(windows),
+                            span=_tok_span(code))
+
+    def code_list(self, meta, children):
+        out = []
+        for tok in children:
+            if tok.type == "CODE":
+                out.append(ir.CodeEntry(str(tok), span=_tok_span(tok)))
+            else:
+                out.append(ir.Ref(str(tok), _tok_span(tok)))
+        return out
+
+    def diagnoses(self, meta, children):
+        name, title, *lines = children
+        flat = []
+        for line in lines:
+            flat.extend(line)
+        return ir.CodeSet(str(name), unquote(title), "diagnoses", tuple(flat), _tok_span(name))
+
+    def dx_line(self, meta, children):
+        return children[0]
+
+    def dx_list(self, meta, children):
+        return list(children)
+
+    def dx_entry(self, meta, children):
+        code, last, *windows = children
+        return ir.CodeEntry(str(code), last=str(last) if last is not None else None,
+                            window=self._window(windows), span=_tok_span(code))
+
+    def drugs(self, meta, children):
+        name, title, *drugs = children
+        return ir.DrugTable(str(name), unquote(title), tuple(drugs), _tok_span(name))
+
+    def drug(self, meta, children):
+        name, *rest = children
+        codes, vial, windows = [], None, []
+        for item in rest:
+            if item is None:
+                continue
+            if isinstance(item, Token) and item.type == "CODE":
+                codes.append(str(item))
+            elif isinstance(item, tuple) and item[0] == "vial":
+                vial = item[1]
+            else:
+                windows.append(item)
+        return ir.Drug(str(name), tuple(codes), vial, self._window(windows), _tok_span(name))
+
+    def vial(self, meta, children):
+        return ("vial", self._number(children[0]))
+
+    def effective(self, meta, children):
+        return ("effective", self._date(children[0]), _span(meta))
+
+    def until(self, meta, children):
+        return ("until", self._date(children[0]), _span(meta))
+
+    def _window(self, windows) -> ir.Window:
+        effective = until = None
+        span = ir.NO_SPAN
+        for window in windows:
+            if window is None:
+                continue
+            kind, day, span_ = window
+            span = span_ if span is ir.NO_SPAN else span
+            if kind == "effective":
+                effective = day
+            else:
+                until = day
+        return ir.Window(effective, until, span)
+
+    def criteria(self, meta, children):
+        name, title, *rest = children
+        passages = tuple(c for c in rest if isinstance(c, ir.Passage))
+        conditions = tuple(c for c in rest if not isinstance(c, ir.Passage))
+        return ir.Criteria(str(name), unquote(title), passages,
+                           ir.AllOf(conditions, _span(meta)), _tok_span(name))
+
+    # ------------------------------------------------------------ sections and rules
+
+    def section(self, meta, children):
+        sid, title, *items = children
+        passages = tuple(i for i in items if isinstance(i, ir.Passage))
+        requires = tuple(i[1] for i in items if isinstance(i, tuple) and i[0] == "require")
+        rules = tuple(i for i in items if isinstance(i, ir.Rule))
+        sections = tuple(i for i in items if isinstance(i, ir.Section))
+        title_text = unquote(title)
+        # A rule inherits its section's requirements and title; nested sections pass
+        # theirs down, so "situations A - J require criteria set 1 or 2" is said once.
+        rules = tuple(ir.Rule(**{**_fields(r), "section": r.section or title_text,
+                                 "requires": _required(r, requires)}) for r in rules)
+        sections = tuple(_with_requires(s, requires) for s in sections)
+        return ir.Section(str(sid), title_text, passages, requires, rules, sections, _tok_span(sid))
+
+    def require(self, meta, children):
+        return ("require", children[0])
+
+    def rule(self, meta, children):
+        rid, *items = children
+        passages, windows, decisions = [], [], []
+        for item in items:
+            if isinstance(item, ir.Passage):
+                passages.append(item)
+            elif isinstance(item, tuple) and item[0] == "window":
+                windows.append(item[1])
+            else:
+                decisions.append(item)
+        if not decisions:
+            self.problems.append(Diagnostic(self.path, rid.line, rid.column, "rule-without-decision",
+                                            f"rule `{rid}` decides nothing",
+                                            help="add `cover ...`, `deny ... as ...`, `refer ...` or `limit ...`",
+                                            width=len(rid)))
+            return None
+        base = {"id": str(rid), "section": "", "passages": tuple(passages),
+                "window": self._window(windows), "span": _tok_span(rid)}
+        follow = [d for d in decisions if d.get("kind") in ("administer", "follow")]
+        if follow:
+            merged = {"kind": "follow", "targets": ir.Targets((), span=base["span"]),
+                      "condition": ir.Always()}
+            for d in follow:
+                merged.update({k: v for k, v in d.items() if k != "kind"})
+            if len(decisions) > len(follow):
+                self._extra_decision(rid, decisions[len(follow)])
+            return ir.Rule(**base, **merged)
+        if len(decisions) > 1:
+            self._extra_decision(rid, decisions[1])
+        decision = {k: v for k, v in decisions[0].items() if k != "span"}
+        return ir.Rule(**base, **decision)
+
+    def _extra_decision(self, rid, decision):
+        span = decision.get("span", ir.NO_SPAN)
+        self.problems.append(Diagnostic(self.path, span.line or rid.line, span.column or rid.column,
+                                        "two-decisions",
+                                        f"rule `{rid}` makes more than one decision",
+                                        help="give each decision a rule of its own"))
+
+    def rule_window(self, meta, children):
+        return ("window", children[0])
+
+    def refer(self, meta, children):
+        targets, to, condition = children
+        return {"kind": "refer", "targets": targets, "refer_to": unquote(to),
+                "condition": condition, "span": _span(meta)}
+
+    def deny(self, meta, children):
+        targets, category, condition = children
+        return {"kind": "deny", "targets": targets, "category": category,
+                "condition": condition, "span": _span(meta)}
+
+    def cover(self, meta, children):
+        targets, condition = children
+        return {"kind": "cover", "targets": targets, "condition": condition, "span": _span(meta)}
+
+    def otherwise(self, meta, children):
+        return {"kind": "otherwise", "targets": ir.Targets((), all_lines=True, span=_span(meta)),
+                "category": children[0], "condition": ir.Always(_span(meta)), "span": _span(meta)}
+
+    def limit(self, meta, children):
+        targets, amount, unit, period, condition = children
+        kind, days = period
+        return {"kind": "limit", "targets": targets, "category": "not_reasonable_and_necessary",
+                "limit": ir.Limit(self._number(amount), unit, kind, days),
+                "condition": condition, "span": _span(meta)}
+
+    def per_units(self, meta, children):
+        return "units"
+
+    def per_vials(self, meta, children):
+        return "vials"
+
+    def per_days(self, meta, children):
+        return "days"
+
+    def calendar_month(self, meta, children):
+        return ("calendar_month", None)
+
+    def rolling_days(self, meta, children):
+        return ("rolling", self._int(children[0]))
+
+    def administer(self, meta, children):
+        pumps, drugs, fact = children
+        return {"kind": "administer", "pumps": pumps, "targets": drugs, "drug_fact": str(fact)}
+
+    def follow(self, meta, children):
+        followers, fact = children
+        return {"kind": "follow", "followers": followers, "owned_fact": str(fact)}
+
+    def all_lines(self, meta, children):
+        return ir.Targets((), (), True, _span(meta))
+
+    def targets(self, meta, children):
+        include, exclude = children
+        refs = tuple(_as_ref(e) for e in include)
+        excl = tuple(_as_ref(e) for e in (exclude or ()))
+        return ir.Targets(refs, excl, False, _span(meta))
+
+    # ------------------------------------------------------------ conditions
+
+    def always(self, meta, children):
+        return ir.Always(_span(meta))
+
+    def unless(self, meta, children):
+        return ir.Not(children[0], _span(meta))
+
+    def all_of(self, meta, children):
+        return ir.AllOf(tuple(children), _span(meta))
+
+    def any_of(self, meta, children):
+        return ir.AnyOf(tuple(children), _span(meta))
+
+    def at_least(self, meta, children):
+        count, *items = children
+        return ir.AtLeast(self._int(count), tuple(items), _span(meta))
+
+    def none_of(self, meta, children):
+        return ir.Not(ir.AnyOf(tuple(children), _span(meta)), _span(meta))
+
+    def clause(self, meta, children):
+        label, name, *rest = children
+        windows = [r for r in rest if isinstance(r, tuple)]
+        passages = tuple(r for r in rest if isinstance(r, ir.Passage))
+        conditions = tuple(r for r in rest if not isinstance(r, (tuple, ir.Passage)))
+        return ir.Clause(str(label), str(name), self._window(windows), passages,
+                         ir.AllOf(conditions, _span(meta)), _span(meta))
+
+    def or_(self, meta, children):
+        return ir.AnyOf(tuple(children), _span(meta))
+
+    def and_(self, meta, children):
+        return ir.AllOf(tuple(children), _span(meta))
+
+    def not_(self, meta, children):
+        return ir.Not(children[0], _span(meta))
+
+    def truth(self, meta, children):
+        return ir.Truth(str(children[0]), _span(meta))
+
+    def is_(self, meta, children):
+        return ir.Is(str(children[0]), self._value(children[1]), False, _span(meta))
+
+    def is_not(self, meta, children):
+        return ir.Is(str(children[0]), self._value(children[1]), True, _span(meta))
+
+    def in_(self, meta, children):
+        return ir.In(str(children[0]), tuple(self._value(v) for v in children[1:]), _span(meta))
+
+    def _value(self, value):
+        if isinstance(value, Token):
+            if value.type == "STRING":
+                return unquote(value)
+            if value.type == "NUMBER":
+                return self._number(value)
+            return str(value)
+        return value
+
+    def compare(self, meta, children):
+        left, op, right = children
+        return ir.Compare(left, str(op), right, _span(meta))
+
+    def ref(self, meta, children):
+        return ir.FactRef(str(children[0]), _span(meta))
+
+    def line_units(self, meta, children):
+        return ir.LineUnits(_span(meta))
+
+    def quantity(self, meta, children):
+        number, unit = children
+        return ir.Quantity(self._number(number), unit, _span(meta))
+
+    def diagnosis_in(self, meta, children):
+        return ir.DiagnosisIn(tuple(ir.Ref(str(c), _tok_span(c)) for c in children), _span(meta))
+
+    def billed_with(self, meta, children):
+        codes, other = children
+        return ir.BilledWith(
+            ir.Targets(tuple(_as_ref(c) for c in codes), span=_span(meta)),
+            ir.Targets(tuple(_as_ref(c) for c in other), span=_span(meta)) if other else None,
+            _span(meta))
+
+    def line_covered(self, meta, children):
+        return ir.LineCovered(str(children[0]), _span(meta))
+
+    def has_modifier(self, meta, children):
+        return ir.HasModifier(str(children[0]), _span(meta))
+
+    def within_before(self, meta, children):
+        earlier, amount, unit, later = children
+        return ir.WithinBefore(str(earlier), self._number(amount), unit, str(later), _span(meta))
+
+
+def _as_ref(entry) -> ir.Ref:
+    if isinstance(entry, ir.Ref):
+        return entry
+    return ir.Ref(entry.code, entry.span)
+
+
+def _fields(rule: ir.Rule) -> dict:
+    return {f.name: getattr(rule, f.name) for f in rule.__attrs_attrs__}
+
+
+def _required(rule: ir.Rule, requires: tuple) -> tuple:
+    # A section's requirements are conditions of coverage: they narrow `cover` rules
+    # and leave denials, referrals and limits as written.
+    return requires + rule.requires if rule.kind == "cover" else rule.requires
+
+
+def _with_requires(section: ir.Section, requires: tuple) -> ir.Section:
+    if not requires:
+        return section
+    rules = tuple(ir.Rule(**{**_fields(r), "requires": _required(r, requires)}) for r in section.rules)
+    subs = tuple(_with_requires(s, requires) for s in section.sections)
+    return ir.Section(section.id, section.title, section.passages, requires + section.requires,
+                      rules, subs, section.span)
+
+
+def lower(tree: Tree, path: str = "<policy>", text: str | None = None) -> ir.Policy:
+    """Turn a parse tree into the IR; raise PolicyError if a literal is malformed."""
+    transformer = _Lower(path)
+    policy = transformer.transform(tree)
+    if transformer.problems:
+        raise PolicyError(transformer.problems, {path: text} if text is not None else {})
+    return policy
+
+
+def read(text: str, path: str = "<policy>") -> ir.Policy:
+    """Parse and lower a policy's text."""
+    return lower(parse(text, path), path, text)

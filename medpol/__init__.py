@@ -1,0 +1,1 @@
+"""medpol: medical coverage policies as code."""

@@ -1,0 +1,407 @@
+"""Decide claims: each line, as of its date of service, with the rules that decided it.
+
+The order of work follows the policy's own structure. Pump lines are decided first,
+by the drug they administer; drugs and supplies then follow the pump ("When an
+infusion pump is covered, the drug ... and necessary supplies are also covered");
+every line walks the rules in the policy's declared precedence, and the first rule
+that holds decides, unless a rule before it could not be evaluated for want of a
+fact that would decide differently, in which case the line is pending.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from compiler.interpret import TraceNode
+from compiler.resolve import Model, in_members
+from compiler.runtime import LineContext
+from dsl import ir
+from medpol.claims import Claim, ClaimError, Line, LineError, read_claim
+from medpol.facts import FactError, FactReader
+
+UNKNOWN_DRUG = "?"  # a pump line whose drug the claim does not say
+
+
+class _Prepared:
+    """A valid claim line with its decision day and its facts merged with the claim's."""
+
+    __slots__ = ("index", "line", "code", "day", "facts", "ctx")
+
+    def __init__(self, index: int, line: Line, day: datetime.date, facts: dict):
+        self.index = index
+        self.line = line
+        self.code = line.hcpcs
+        self.day = day
+        self.facts = facts
+        self.ctx: LineContext | None = None
+
+
+class Decision(dict):
+    """A line's decision as the contract writes it, plus the trace when explaining."""
+
+
+def _key(decision: dict) -> tuple:
+    return (decision["outcome"], decision.get("category"), decision.get("refer_to"))
+
+
+class Engine:
+    """Decides claims under one compiled policy.
+
+    `predicates[rule_id](ctx)` evaluates a rule's condition; `tracer`, when given,
+    is the interpreter, used instead to record why each rule held or failed.
+    """
+
+    def __init__(self, model: Model, predicates, reasons: dict[str, dict], tracer=None):
+        self.model = model
+        self.policy_id = model.policy.id
+        self.revision = model.policy.revision.number if model.policy.revision else None
+        self.predicates = {rule.id: predicates[rule.id] for rule in model.rules
+                           if rule.kind not in ("otherwise", "follow")}
+        self.reasons = reasons
+        self.tracer = tracer
+        self.rules = model.rules
+        self.targets = model.targets
+        self.drug_codes = model.drug_codes
+        self.governed = model.governed
+        self.facts = FactReader(model)
+        follow = model.follow
+        self.follow = follow
+        self.pumps = model.pumps
+        self.followers = model.followers
+        self.drug_fact = follow.drug_fact if follow else None
+        self.owned_fact = follow.owned_fact if follow else None
+        # Whether a rule can reach a pump line through the drug it administers.
+        # A rule that also names supplies speaks of the lines it names, not of the pump.
+        self.by_drug = {rule.id: _by_drug(model.targets.get(rule.id, {}), model) for rule in model.rules}
+
+    # ------------------------------------------------------------ claims
+
+    def decide(self, raw: Any, as_of: datetime.date | None = None) -> dict:
+        """One claim in, one decision out; a malformed claim gets an `error` decision."""
+        try:
+            claim = read_claim(raw)
+            claim_facts, warnings = self.facts.read_claim_facts(claim.facts)
+        except ClaimError as err:
+            return self._claim_error(err.claim_id if err.claim_id is not None else _claim_id(raw),
+                                     err.field, err.message)
+        except FactError as err:
+            return self._claim_error(claim.id, err.field, err.message)
+        return self._decide(claim, claim_facts, warnings, as_of)
+
+    def _claim_error(self, claim_id, field: str, message: str) -> dict:
+        return {"claim": claim_id, "policy": self.policy_id, "revision": self.revision,
+                "outcome": "error", "field": field, "message": f"{field}: {message}", "lines": []}
+
+    def _decide(self, claim: Claim, claim_facts: dict, warnings: list[str], as_of) -> dict:
+        out: list[dict | None] = [None] * len(claim.lines)
+        prepared: list[_Prepared] = []
+        for index, line in enumerate(claim.lines):
+            if isinstance(line, LineError):
+                out[index] = {"seq": line.seq, "hcpcs": line.hcpcs, "outcome": "error",
+                              "field": line.field, "message": f"{line.field}: {line.message}"}
+                continue
+            facts = claim_facts
+            if line.facts:
+                try:
+                    facts, line_warnings = self.facts.merge_line_facts(claim_facts, line.facts,
+                                                                       f"lines[{index}].facts")
+                except FactError as err:
+                    out[index] = {"seq": line.seq, "hcpcs": line.hcpcs, "outcome": "error",
+                                  "field": err.field, "message": f"{err.field}: {err.message}"}
+                    continue
+                warnings.extend(line_warnings)
+            prepared.append(_Prepared(index, line, as_of or line.service_date, facts))
+
+        run = _ClaimRun(self, claim, prepared)
+        for p in prepared:
+            if p.index in run.pump_lines:
+                out[p.index] = run.decide_pump(p)
+        for p in prepared:
+            if out[p.index] is None:
+                out[p.index] = run.decide_line(p)
+        decision = {"claim": claim.id, "policy": self.policy_id, "revision": self.revision,
+                    "lines": out}
+        if claim.ignored_fields:
+            warnings = [f"`{f}` is not a field of a claim and was ignored" for f in claim.ignored_fields] + warnings
+        if warnings:
+            decision["warnings"] = warnings
+        return decision
+
+
+def _claim_id(raw):
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return raw["id"]
+    return None
+
+
+class _ClaimRun:
+    """The work of deciding one claim: shared state between its lines."""
+
+    def __init__(self, engine: Engine, claim: Claim, prepared: list[_Prepared]):
+        self.e = engine
+        self.claim = claim
+        self.prepared = prepared
+        self.codes = tuple(p.code for p in prepared)
+        self.status: dict[str, list] = {}
+        e = engine
+        self.pump_lines = {p.index for p in prepared if in_members(e.pumps, p.code, p.day)}
+        self.drug_lines = [p for p in prepared if in_members(e.drug_codes, p.code, p.day)]
+        self._pump_cache: dict[tuple, dict] = {}
+
+    # ------------------------------------------------------------ contexts
+
+    def ctx(self, p: _Prepared) -> LineContext:
+        if p.ctx is None:
+            c = self.claim
+            line = p.line
+            p.ctx = LineContext(p.facts, p.day, c.diagnoses, self.codes, line.modifiers, line.units,
+                                c.birth_date, c.line_of_business, c.supplier_licensed_in_state,
+                                line.place_of_service, self.status)
+        p.ctx.hits = []
+        return p.ctx
+
+    def subjects(self, p: _Prepared) -> list[str]:
+        """The drugs a pump (or the supplies that follow it) serves on this claim."""
+        drugs = []
+        for d in self.drug_lines:
+            if d.code not in drugs:
+                drugs.append(d.code)
+        if drugs:
+            return drugs
+        named = p.facts.get(self.e.drug_fact) if self.e.drug_fact else None
+        return [named] if named else [UNKNOWN_DRUG]
+
+    # ------------------------------------------------------------ lines
+
+    def decide_pump(self, p: _Prepared) -> dict:
+        decisions = [self.pump_for(p, subject) for subject in self.subjects(p)]
+        decision = _combine(decisions)
+        self.status.setdefault(p.code, []).append((decision["outcome"], decision.get("missing", ())))
+        return _finish(p, decision)
+
+    def pump_for(self, p: _Prepared, subject: str, virtual: str | None = None) -> dict:
+        key = (p.index, subject, virtual)
+        found = self._pump_cache.get(key)
+        if found is None:
+            found = self.walk(p, subject=subject, pump=True, virtual=virtual)
+            self._pump_cache[key] = found
+        return found
+
+    def decide_line(self, p: _Prepared) -> dict:
+        e = self.e
+        if not in_members(e.governed, p.code, p.day):
+            return _finish(p, {"outcome": "not_applicable"})
+        follower = e.follow is not None and in_members(e.followers, p.code, p.day)
+        decision = self.walk(p, subject=p.code, pump=False, follower=follower)
+        self.status.setdefault(p.code, []).append((decision["outcome"], decision.get("missing", ())))
+        return _finish(p, decision)
+
+    def the_pump(self, p: _Prepared) -> dict:
+        """The decision of the pump this line follows, for the drug on this line."""
+        e = self.e
+        is_drug = in_members(e.drug_codes, p.code, p.day)
+        pumps = [q for q in self.prepared if q.index in self.pump_lines]
+        if pumps:
+            if is_drug:
+                return _combine([self.pump_for(q, p.code) for q in pumps])
+            return _combine([self.pump_for(q, s) for q in pumps for s in self.subjects(q)])
+        owned = p.facts.get(e.owned_fact) if e.owned_fact else None
+        if owned is None and e.owned_fact and not e.facts.has_default(e.owned_fact):
+            return {"outcome": "pending", "missing": [e.owned_fact]}
+        if not owned:
+            return {"outcome": "denied", "category": "not_reasonable_and_necessary",
+                    "reasons": [self.e.reasons[e.follow.id]], "note": "no pump is billed or owned"}
+        subjects = [p.code] if is_drug else self.subjects(p)
+        return _combine([self.pump_for(p, s, virtual=owned) for s in subjects])
+
+    def walk(self, p: _Prepared, subject: str, pump: bool, follower: bool = False,
+             virtual: str | None = None) -> dict:
+        """Walk the rules in precedence order; the first that holds decides."""
+        e = self.e
+        ctx = self.ctx(p)
+        day = p.day
+        code = virtual if virtual is not None else p.code
+        unknown: list[tuple[tuple, frozenset]] = []
+        tried_covers: list[str] = []
+        own_covers: list[tuple[str, list]] = []
+        trace: list | None = [] if e.tracer is not None else None
+        for rule in e.rules:
+            if not rule.window.contains(day):
+                continue
+            kind = rule.kind
+            if kind == "follow":
+                if not follower:
+                    continue
+                decided = self._follow(p, rule, own_covers, trace)
+                if decided["outcome"] == "pending":
+                    unknown.append((("pending-pump",), frozenset(decided["missing"])))
+                    continue
+                return self._settle(decided, unknown, trace)
+            if kind == "otherwise":
+                if trace is not None:
+                    trace.append((rule.id, True, None))
+                decided = {"outcome": "denied", "category": rule.category,
+                           "reasons": [e.reasons[rule.id]] + [e.reasons[r] for r in tried_covers]}
+                return self._settle(decided, unknown, trace)
+            members = e.targets[rule.id]
+            if rule.targets.all_lines:
+                if virtual is not None:
+                    continue
+                own = True
+            else:
+                own = virtual is None and in_members(members, code, day)
+            via_drug = pump and kind != "limit" and e.by_drug[rule.id] and (
+                subject == UNKNOWN_DRUG or in_members(members, subject, day))
+            if not own and not via_drug:
+                continue
+            if not own and subject == UNKNOWN_DRUG:
+                # The rule decides the pump by its drug, and the claim does not say which.
+                unknown.append((_rule_key(rule), frozenset((e.drug_fact,))))
+                continue
+            value = self._value(rule, p, ctx, trace)
+            if kind == "limit" and value is True:
+                value = self._over_limit(rule, p)
+                if trace is not None:
+                    trace.append((rule.id + " (limit)", value, None))
+            if value is False:
+                if kind == "cover":
+                    tried_covers.append(rule.id)
+                continue
+            if kind == "cover" and follower:
+                # A drug or supply is covered with its pump, not on its own: remember
+                # what held, for the reasons, and let the follow rule decide.
+                if value is True:
+                    own_covers.append((rule.id, list(ctx.hits)))
+                continue
+            if value is not True:
+                unknown.append((_rule_key(rule), value))
+                continue
+            decided = self._outcome(rule, list(ctx.hits))
+            return self._settle(decided, unknown, trace)
+        if unknown:
+            return self._settle(None, unknown, trace)
+        return {"outcome": "not_applicable", "trace": trace} if trace is not None else {"outcome": "not_applicable"}
+
+    def _value(self, rule: ir.Rule, p: _Prepared, ctx: LineContext, trace):
+        ctx.hits = []
+        if trace is None:
+            return self.e.predicates[rule.id](ctx)
+        value, node = self.e.tracer.trace(rule.id, ctx)
+        trace.append((rule.id, value, node))
+        return value
+
+    def _follow(self, p: _Prepared, rule: ir.Rule, own_covers, trace) -> dict:
+        e = self.e
+        pump = self.the_pump(p)
+        if trace is not None:
+            trace.append((rule.id, pump["outcome"], None))
+        if pump["outcome"] == "covered":
+            reasons = []
+            for rule_id, hits in own_covers:
+                reasons.append(e.reasons[rule_id])
+                reasons.extend(e.reasons[h] for h in hits)
+            reasons.append(e.reasons[rule.id])
+            if not own_covers:
+                reasons.extend(pump.get("reasons", ()))
+            return {"outcome": "covered", "reasons": _dedupe(reasons)}
+        if pump["outcome"] == "pending":
+            return {"outcome": "pending", "missing": pump["missing"]}
+        decided = {k: v for k, v in pump.items() if k not in ("reasons", "trace", "note")}
+        if "reasons" in pump or decided["outcome"] == "denied":
+            decided["reasons"] = _dedupe([e.reasons[rule.id]] + list(pump.get("reasons", ())))
+        return decided
+
+    def _outcome(self, rule: ir.Rule, hits: list[str]) -> dict:
+        reasons = [self.e.reasons[rule.id]] + [self.e.reasons[h] for h in hits]
+        if rule.kind == "cover":
+            return {"outcome": "covered", "reasons": reasons}
+        if rule.kind == "refer":
+            return {"outcome": "refer", "refer_to": rule.refer_to, "reasons": reasons}
+        return {"outcome": "denied", "category": rule.category, "reasons": reasons}
+
+    def _settle(self, decided: dict | None, unknown, trace) -> dict:
+        """Decide, unless an earlier rule that could not be evaluated might decide otherwise."""
+        if decided is not None and all(key == _key(decided) for key, _ in unknown):
+            if trace is not None:
+                decided["trace"] = trace
+            return decided
+        missing: set[str] = set()
+        for _, lacking in unknown:
+            missing.update(lacking)
+        pending = {"outcome": "pending", "missing": sorted(missing)}
+        if trace is not None:
+            pending["trace"] = trace
+        return pending
+
+    def _over_limit(self, rule: ir.Rule, p: _Prepared) -> bool:
+        """Whether this line carries the member past the rule's limit (policy reading 3, 4)."""
+        e = self.e
+        members = e.targets[rule.id]
+        limit = rule.limit
+        day = p.day
+        if limit.unit == "days":
+            start = day - datetime.timedelta(days=(limit.days or 1) - 1)
+            days = {h.service_date for h in self.claim.history
+                    if start <= h.service_date <= day and in_members(members, h.hcpcs, h.service_date)}
+            days.update(q.day for q in self.prepared
+                        if start <= q.day <= day and in_members(members, q.code, q.day))
+            return len(days) > limit.amount
+        cap = limit.amount
+        if limit.unit == "vials":
+            cap = limit.amount * e.model.vial_units.get(p.code, 1)
+        month = (day.year, day.month)
+        total = sum(h.units for h in self.claim.history
+                    if (h.service_date.year, h.service_date.month) == month
+                    and in_members(members, h.hcpcs, h.service_date))
+        mine = (p.day, p.line.seq)
+        total += sum(q.line.units for q in self.prepared
+                     if (q.day.year, q.day.month) == month and (q.day, q.line.seq) <= mine
+                     and in_members(members, q.code, q.day))
+        return total > cap
+
+
+def _by_drug(members, model: Model) -> bool:
+    names_drug = any(code in model.drug_codes for code in members)
+    names_supply = any(code in model.followers and code not in model.drug_codes for code in members)
+    return names_drug and not names_supply
+
+
+def _rule_key(rule: ir.Rule) -> tuple:
+    if rule.kind == "cover":
+        return ("covered", None, None)
+    if rule.kind == "refer":
+        return ("refer", None, rule.refer_to)
+    return ("denied", rule.category, None)
+
+
+def _combine(decisions: list[dict]) -> dict:
+    """A pump serving several drugs is covered if one of them covers it."""
+    for d in decisions:
+        if d["outcome"] == "covered":
+            return d
+    pending = [d for d in decisions if d["outcome"] == "pending"]
+    if pending:
+        missing = sorted({m for d in pending for m in d["missing"]})
+        return {**pending[0], "missing": missing}
+    return decisions[0]
+
+
+def _dedupe(reasons: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for r in reasons:
+        if r["rule"] not in seen:
+            seen.add(r["rule"])
+            out.append(r)
+    return out
+
+
+def _finish(p: _Prepared, decision: dict) -> dict:
+    out = {"seq": p.line.seq, "hcpcs": p.code, "outcome": decision["outcome"]}
+    for key in ("category", "refer_to", "missing", "reasons", "trace"):
+        if key in decision:
+            out[key] = decision[key]
+    return out
+
+
+__all__ = ["Engine", "TraceNode"]

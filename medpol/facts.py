@@ -1,0 +1,88 @@
+"""Read a claim's facts against the facts the policy declares, with their types."""
+
+from __future__ import annotations
+
+import datetime
+import math
+
+from compiler.resolve import Model
+
+
+class FactError(Exception):
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+def _show(value) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class FactReader:
+    """Converts JSON fact values to the policy's types; unknown names become warnings."""
+
+    def __init__(self, model: Model):
+        self.types = {name: fact.type for name, fact in model.facts.items()}
+        self.defaults = {name: fact.default for name, fact in model.facts.items()
+                         if fact.has_default and fact.default is not None}
+        self._with_default = {name for name, fact in model.facts.items() if fact.has_default}
+
+    def has_default(self, name: str) -> bool:
+        return name in self._with_default
+
+    def read_claim_facts(self, facts) -> tuple[dict, list[str]]:
+        warnings: list[str] = []
+        out = dict(self.defaults)
+        for name, value in facts.items():
+            self._read(name, value, "facts", out, warnings)
+        return out, warnings
+
+    def merge_line_facts(self, claim_facts: dict, facts, where: str) -> tuple[dict, list[str]]:
+        warnings: list[str] = []
+        out = dict(claim_facts)
+        for name, value in facts.items():
+            self._read(name, value, where, out, warnings)
+        return out, warnings
+
+    def _read(self, name, value, where: str, out: dict, warnings: list[str]) -> None:
+        ftype = self.types.get(name)
+        field = f"{where}.{name}"
+        if ftype is None:
+            warnings.append(f"`{field}` is not a fact of this policy and was ignored")
+            return
+        if value is None:
+            # An explicit null says the answer is not known: the fact stays unknown.
+            out.pop(name, None)
+            return
+        kind = ftype.kind
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise FactError(field, f"expected true or false, got `{_show(value)}`")
+        elif kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise FactError(field, f"expected a whole number, got `{_show(value)}`")
+            if ftype.low is not None and not ftype.low <= value <= ftype.high:
+                raise FactError(field, f"`{value}` is outside {ftype.low} to {ftype.high}")
+        elif kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise FactError(field, f"expected a number, got `{_show(value)}`")
+        elif kind == "date":
+            if not isinstance(value, str) or len(value) != 10 or value[4] != "-" or value[7] != "-":
+                raise FactError(field, f"`{_show(value)}` is not a date (expected YYYY-MM-DD)")
+            try:
+                value = datetime.date.fromisoformat(value)
+            except ValueError:
+                raise FactError(field, f"`{value}` is not a date (expected YYYY-MM-DD)") from None
+        elif kind == "code":
+            if not isinstance(value, str) or not value.isalnum() or not value.isascii():
+                raise FactError(field, f"`{_show(value)}` is not a HCPCS code")
+            value = value.upper()
+        elif kind == "enum":
+            if value not in ftype.values:
+                raise FactError(field, f"`{_show(value)}` is not one of {', '.join(ftype.values)}")
+        out[name] = value
