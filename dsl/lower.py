@@ -517,10 +517,10 @@ class _Lower(Transformer):
                          ir.AllOf(conditions, _span(meta)), _span(meta))
 
     def or_(self, meta, children):
-        return ir.AnyOf(tuple(children), _span(meta))
+        return children[0] if len(children) == 1 else ir.AnyOf(tuple(children), _span(meta))
 
     def and_(self, meta, children):
-        return ir.AllOf(tuple(children), _span(meta))
+        return children[0] if len(children) == 1 else ir.AllOf(tuple(children), _span(meta))
 
     def not_(self, meta, children):
         return ir.Not(children[0], _span(meta))

@@ -1,0 +1,108 @@
+"""The Python API: load a policy once, decide many claims.
+
+    policy = medpol.load_policy("policies/external-infusion-pump.policy")
+    decision = policy.decide(claim_dict)                      # as of each line's date
+    decision = policy.decide(claim_dict, as_of=date(2026, 1, 20))  # what-if
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from compiler.check import check
+from compiler.generate import generate
+from compiler.interpret import InterpretedPredicates
+from compiler.load import load
+from compiler.passages import SourceDocument
+from compiler.reasons import build_reasons
+from compiler.resolve import Model, resolve
+from dsl import ir
+from dsl.diagnostics import Diagnostic, PolicyError
+from dsl.lower import read
+from medpol.decide import Engine
+
+
+class CompiledPolicy:
+    """A checked, compiled policy, ready to decide claims."""
+
+    def __init__(self, model: Model, python_source: str, predicates, document: SourceDocument | None,
+                 warnings: list[Diagnostic]):
+        self.model = model
+        self.python_source = python_source
+        self.warnings = warnings
+        self.reasons = build_reasons(model, document)
+        self.engine = Engine(model, predicates, self.reasons)
+        self._interpreted: InterpretedPredicates | None = None
+
+    @property
+    def id(self) -> str:
+        return self.model.policy.id
+
+    @property
+    def ir(self) -> ir.Policy:
+        return self.model.policy
+
+    @property
+    def revision(self) -> str | None:
+        rev = self.model.policy.revision
+        return rev.number if rev else None
+
+    def decide(self, claim: Any, as_of: datetime.date | None = None) -> dict:
+        """Decide one claim (a decoded JSON object); never raises for a malformed claim."""
+        return self.engine.decide(claim, as_of)
+
+    def decide_many(self, claims: Iterable[Any], as_of: datetime.date | None = None) -> Iterator[dict]:
+        decide = self.engine.decide
+        for claim in claims:
+            yield decide(claim, as_of)
+
+    def interpreted(self) -> Engine:
+        """An engine over the reference interpreter, tracing every rule it evaluates."""
+        if self._interpreted is None:
+            self._interpreted = InterpretedPredicates(self.model)
+        return Engine(self.model, self._interpreted, self.reasons, tracer=self._interpreted)
+
+    def explain(self, claim: Any, as_of: datetime.date | None = None) -> dict:
+        """Decide with the interpreter and keep, per line, the trace of every rule tried."""
+        return self.interpreted().decide(claim, as_of)
+
+
+def _source_document(policy: ir.Policy) -> tuple[SourceDocument | None, str | None]:
+    if not policy.source:
+        return None, None
+    base = os.path.dirname(policy.path) if policy.path and not policy.path.startswith("<") else "."
+    doc_path = os.path.join(base, policy.source)
+    try:
+        with open(doc_path, encoding="utf-8") as fh:
+            return SourceDocument(fh.read()), doc_path
+    except OSError:
+        return None, doc_path
+
+
+def compile_text(text: str, path: str = "<policy>", *, strict: bool = True) -> CompiledPolicy:
+    """Run the whole pipeline on a policy's text: parse, lower, resolve, check, generate, load."""
+    policy = read(text, path)
+    model = resolve(policy)
+    document, doc_path = _source_document(policy)
+    diagnostics = check(model, document, doc_path)
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if errors:
+        raise PolicyError(diagnostics, {path: text})
+    python_source, data = generate(model)
+    predicates = load(python_source, data, path)
+    return CompiledPolicy(model, python_source, predicates, document,
+                          [d for d in diagnostics if d.severity != "error"])
+
+
+def load_policy(path: str | os.PathLike) -> CompiledPolicy:
+    """Read and compile a policy file; raises PolicyError with every diagnostic."""
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PolicyError([Diagnostic(path, 1, 1, "unreadable-file", f"cannot read the file: {err}")]) from None
+    return compile_text(text, path)
