@@ -1,3 +1,538 @@
-"""Placeholder replaced below."""
-def check(model, document, doc_path):
-    return list(model.diagnostics)
+"""Check a resolved policy and report every problem in one run, each with a stable code.
+
+Checks run in a fixed order, one function each (as sqlglot runs its optimizer rules),
+and only collect diagnostics; nothing here raises for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import simple_icd_10_cm as icd10
+
+from compiler.passages import SourceDocument
+from compiler.resolve import ALL_DRUGS, BUILTIN_FACTS, Model, in_members
+from dsl import ir
+from dsl.diagnostics import Diagnostic
+
+HCPCS = re.compile(r"^[A-V][0-9]{4}$")
+TIME_UNITS = {"hour": "hours", "hours": "hours"}
+UNIT_FAMILY = {
+    "hour": "hours",
+    "hours": "hours",
+    "mmHg": "mmHg",
+    "mg/dl": "mg/dl",
+    "percent": "percent",
+    "month": "months",
+    "months": "months",
+    "year": "years",
+    "years": "years",
+    "day": "days",
+    "days": "days",
+    "week": "weeks",
+    "weeks": "weeks",
+}
+
+
+class _Checker:
+    def __init__(self, model: Model, document: SourceDocument | None, doc_path: str | None):
+        self.model = model
+        self.policy = model.policy
+        self.path = model.policy.path
+        self.document = document
+        self.doc_path = doc_path
+        self.out: list[Diagnostic] = list(model.diagnostics)
+        self.used_facts: set[str] = set()
+        self.used_sets: set[str] = set()
+
+    def report(self, node_or_span, code: str, message: str, help: str | None = None, severity: str = "error") -> None:
+        span = node_or_span if isinstance(node_or_span, ir.Span) else getattr(node_or_span, "span", ir.NO_SPAN)
+        self.out.append(
+            Diagnostic(
+                self.path,
+                span.line or 1,
+                span.column or 1,
+                code,
+                message,
+                severity=severity,
+                width=span.width,
+                help=help,
+            )
+        )
+
+    # ------------------------------------------------------------ the checks, in order
+
+    def run(self) -> list[Diagnostic]:
+        self.check_header()
+        self.check_facts()
+        self.check_codes()
+        self.check_diagnoses()
+        self.check_windows()
+        for crit in self.policy.criteria:
+            self.check_condition(crit.condition, owner=crit.name, clause_names=set())
+        self.check_rules()
+        self.check_follow()
+        self.check_unused()
+        self.check_reachability()
+        self.check_passages()
+        return sorted(set(self.out))
+
+    def check_header(self) -> None:
+        rev = self.policy.revision
+        if rev is not None and rev.effective < rev.dated:
+            self.report(
+                rev,
+                "effective-before-dated",
+                f"revision {rev.number} takes effect on {rev.effective} before it is dated {rev.dated}",
+            )
+
+    def check_facts(self) -> None:
+        for fact in self.policy.facts:
+            ftype = fact.type
+            if ftype.kind == "int" and ftype.low is not None and ftype.low > ftype.high:
+                self.report(fact, "empty-range", f"fact `{fact.name}` has the empty range {ftype.low} to {ftype.high}")
+            if ftype.kind == "enum" and len(set(ftype.values)) != len(ftype.values):
+                self.report(fact, "duplicate-value", f"fact `{fact.name}` lists a value twice")
+            if fact.has_default and fact.default is not None and not _fits(ftype, fact.default):
+                self.report(
+                    fact, "type-mismatch", f"the default `{fact.default}` of `{fact.name}` is not a {ftype.describe()}"
+                )
+
+    def check_codes(self) -> None:
+        for cs in self.policy.code_sets:
+            if cs.kind != "codes":
+                continue
+            for entry in cs.entries:
+                if isinstance(entry, ir.CodeEntry) and not HCPCS.match(entry.code):
+                    self.report(
+                        entry,
+                        "malformed-hcpcs",
+                        f"`{entry.code}` is not a HCPCS Level II code",
+                        help="a HCPCS Level II code is a letter A-V and four digits, e.g. `E0781`",
+                    )
+        for table in self.policy.drug_tables:
+            for drug in table.drugs:
+                for code in drug.codes:
+                    if not HCPCS.match(code):
+                        self.report(
+                            drug,
+                            "malformed-hcpcs",
+                            f"`{code}` (drug `{drug.name}`) is not a HCPCS Level II code",
+                            help="a HCPCS Level II code is a letter A-V and four digits, e.g. `J9039`",
+                        )
+
+    def check_diagnoses(self) -> None:
+        for cs in self.policy.code_sets:
+            if cs.kind != "diagnoses":
+                continue
+            for entry in cs.entries:
+                if isinstance(entry, ir.Ref):
+                    self.report(entry, "type-mismatch", f"`{entry.name}`: a diagnosis set lists ICD-10-CM codes")
+                    continue
+                for code in (entry.code, entry.last):
+                    if code is not None and not icd10.is_valid_item(code):
+                        self.report(
+                            entry,
+                            "unknown-icd10",
+                            f"`{code}` is not an ICD-10-CM code",
+                            help="codes are checked against the ICD-10-CM code set; a category such as "
+                            "`C18` covers every code below it",
+                        )
+                if entry.last is not None and entry.last.replace(".", "") < entry.code.replace(".", ""):
+                    self.report(entry, "empty-range", f"the range `{entry.code}-{entry.last}` is empty")
+
+    def check_windows(self) -> None:
+        def windows() -> Iterator[tuple[str, str, ir.Window, object]]:
+            for cs in self.policy.code_sets:
+                for entry in cs.entries:
+                    if isinstance(entry, ir.CodeEntry):
+                        yield cs.name, entry.code, entry.window, entry
+            for table in self.policy.drug_tables:
+                for drug in table.drugs:
+                    for code in drug.codes or (drug.name,):
+                        yield table.name, code, drug.window, drug
+            for rule in self.policy.rules:
+                yield "", "", rule.window, rule
+                for clause in _clauses(rule.condition):
+                    yield "", "", clause.window, clause
+
+        seen: dict[tuple[str, str], list[ir.Window]] = {}
+        for set_name, code, window, node in windows():
+            if window.effective and window.until and window.until <= window.effective:
+                self.report(
+                    window.span if window.span.line else node,
+                    "empty-window",
+                    f"this window is empty: until {window.until} is not after effective {window.effective}",
+                )
+                continue
+            if not set_name:
+                continue
+            others = seen.setdefault((set_name, code), [])
+            for other in others:
+                if _overlap(window, other):
+                    self.report(
+                        node,
+                        "overlapping-window",
+                        f"`{code}` is listed in `{set_name}` twice for the same dates",
+                        help="give each entry its own `effective` / `until` window",
+                    )
+                    break
+            others.append(window)
+
+    def check_rules(self) -> None:
+        clause_ids: set[str] = set()
+        for rule in self.policy.rules:
+            for ref in rule.targets.include + rule.targets.exclude:
+                self.used_sets.add(ref.name)
+            if (
+                rule.kind in ("cover", "deny", "refer", "limit")
+                and not rule.targets.all_lines
+                and not self.model.targets.get(rule.id)
+            ):
+                self.report(rule, "unreachable-rule", f"rule `{rule.id}` names no code a claim line can have")
+            for shown in rule.shows:
+                self.fact_type(shown.name, shown)
+            names: set[str] = set()
+            for cond in rule.requires + (rule.condition,):
+                self.check_condition(cond, owner=rule.id, clause_names=names)
+            for name in names:
+                if name in clause_ids:
+                    pass
+                clause_ids.add(name)
+            if rule.kind == "limit":
+                self.check_limit(rule)
+
+    def check_limit(self, rule: ir.Rule) -> None:
+        if rule.limit.unit == "vials":
+            for code in self.model.targets.get(rule.id, {}):
+                if code not in self.model.vial_units:
+                    self.report(
+                        rule,
+                        "missing-vial-size",
+                        f"`{code}` has no vial size, so a limit in vials cannot be counted",
+                        help="declare it on the drug: `blinatumomab J9039 (vial = 35 units)`",
+                    )
+        if rule.limit.period == "rolling" and rule.limit.unit != "days":
+            self.report(rule, "unsupported-limit", "a limit within N days counts days of service: write `N days`")
+
+    def check_follow(self) -> None:
+        follow = self.model.follow
+        if follow is None:
+            return
+        for ref in (follow.pumps.include if follow.pumps else ()) + (
+            follow.followers.include if follow.followers else ()
+        ):
+            self.used_sets.add(ref.name)
+        for name in (follow.drug_fact, follow.owned_fact):
+            if name is None:
+                continue
+            self.used_facts.add(name)
+            ftype = self.model.facts.get(name)
+            if ftype is None:
+                self.report(follow, "undefined-fact", f"`{name}` is not a declared fact")
+            elif ftype.type.kind != "code":
+                self.report(follow, "type-mismatch", f"`{name}` names a HCPCS code, so it must be a `code` fact")
+
+    # ------------------------------------------------------------ conditions
+
+    def check_condition(self, cond, owner: str, clause_names: set[str]) -> None:
+        model = self.model
+        if isinstance(cond, (ir.AllOf, ir.AnyOf)):
+            for item in cond.items:
+                self.check_condition(item, owner, clause_names)
+        elif isinstance(cond, ir.AtLeast):
+            if not 1 <= cond.count <= len(cond.items):
+                self.report(cond, "impossible-count", f"`at least {cond.count} of` has {len(cond.items)} items")
+            for item in cond.items:
+                self.check_condition(item, owner, clause_names)
+        elif isinstance(cond, ir.Not):
+            self.check_condition(cond.item, owner, clause_names)
+        elif isinstance(cond, ir.Clause):
+            if cond.name in clause_names:
+                self.report(cond, "duplicate-item", f"item `{cond.name}` appears twice in `{owner}`")
+            clause_names.add(cond.name)
+            self.check_condition(cond.condition, owner, clause_names)
+        elif isinstance(cond, ir.Truth):
+            if cond.name in model.criteria:
+                self.used_sets.add(cond.name)
+                return
+            ftype = self.fact_type(cond.name, cond)
+            if ftype is not None and ftype.kind != "bool":
+                self.report(
+                    cond,
+                    "type-mismatch",
+                    f"`{cond.name}` is a {ftype.describe()}, not a yes/no fact",
+                    help=f"compare it, e.g. `{cond.name} is ...` or `{cond.name} >= ...`",
+                )
+        elif isinstance(cond, (ir.Is, ir.In)):
+            ftype = self.fact_type(cond.name, cond)
+            values = (cond.value,) if isinstance(cond, ir.Is) else cond.values
+            if ftype is not None:
+                for value in values:
+                    if not _fits(ftype, value):
+                        if ftype.kind == "enum":
+                            self.report(
+                                cond, "unknown-value", f"`{value}` is not a value of `{cond.name}` ({ftype.describe()})"
+                            )
+                        else:
+                            self.report(
+                                cond, "type-mismatch", f"`{cond.name}` is a {ftype.describe()} and cannot be `{value}`"
+                            )
+        elif isinstance(cond, ir.Compare):
+            self.check_compare(cond)
+        elif isinstance(cond, ir.DiagnosisIn):
+            for ref in cond.sets:
+                self.used_sets.add(ref.name)
+                if ref.name not in model.diagnosis_sets:
+                    self.report(ref, "undefined-set", f"`{ref.name}` is not a diagnosis set")
+        elif isinstance(cond, ir.BilledWith):
+            for ref in cond.codes.include + (cond.other_than.include if cond.other_than else ()):
+                self.used_sets.add(ref.name)
+                if not self._is_codes(ref.name):
+                    self.report(ref, "undefined-set", f"`{ref.name}` is not a code, code set or drug")
+        elif isinstance(cond, ir.LineCovered):
+            if not HCPCS.match(cond.code):
+                self.report(cond, "malformed-hcpcs", f"`{cond.code}` is not a HCPCS Level II code")
+            elif not in_members(model.pumps, cond.code, _ANY_DAY) and cond.code in model.pumps:
+                pass
+            elif cond.code not in model.pumps:
+                self.report(
+                    cond,
+                    "not-a-pump",
+                    f"`{cond.code} is covered` reads a pump line's decision, and `{cond.code}` is not a pump",
+                    help="pumps are the codes the `administer` rule names",
+                )
+        elif isinstance(cond, ir.WithinBefore):
+            for name in (cond.earlier, cond.later):
+                ftype = self.fact_type(name, cond)
+                if ftype is not None and ftype.kind != "date":
+                    self.report(cond, "type-mismatch", f"`{name}` is a {ftype.describe()}, not a date")
+            if UNIT_FAMILY.get(cond.unit) not in ("days", "weeks", "months", "years"):
+                self.report(cond, "unit-mismatch", f"`{cond.unit}` is not a length of time between dates")
+
+    def _is_codes(self, name: str) -> bool:
+        m = self.model
+        return (
+            name == ALL_DRUGS
+            or name in m.code_sets
+            or name in m.drug_tables
+            or name in m.drugs
+            or bool(HCPCS.match(name))
+        )
+
+    def fact_type(self, name: str, node) -> ir.FactType | None:
+        if name in self.model.facts:
+            self.used_facts.add(name)
+            return self.model.facts[name].type
+        if name in BUILTIN_FACTS:
+            return BUILTIN_FACTS[name]
+        close = _closest(name, list(self.model.facts) + list(BUILTIN_FACTS) + list(self.model.criteria))
+        self.report(
+            node,
+            "undefined-fact",
+            f"`{name}` is not a declared fact",
+            help=f"did you mean `{close}`?" if close else "declare it under `facts`",
+        )
+        return None
+
+    def operand_type(self, operand, node) -> tuple[str, str | None] | None:
+        """(kind, unit family) of an operand, or None when it is undefined."""
+        if isinstance(operand, ir.Quantity):
+            return ("number", UNIT_FAMILY.get(operand.unit) if operand.unit else None)
+        if isinstance(operand, ir.LineUnits):
+            return ("number", "billing units")
+        if operand.name == "age":
+            return ("number", "age")
+        ftype = self.fact_type(operand.name, node)
+        if ftype is None:
+            return None
+        if ftype.kind == "int":
+            return ("number", None)
+        if ftype.kind == "number":
+            return ("number", UNIT_FAMILY.get(ftype.unit) if ftype.unit else None)
+        return (ftype.kind, None)
+
+    def check_compare(self, cond: ir.Compare) -> None:
+        left = self.operand_type(cond.left, cond)
+        right = self.operand_type(cond.right, cond)
+        if left is None or right is None:
+            return
+        (lk, lu), (rk, ru) = left, right
+        if lk != "number" or rk != "number":
+            if lk != rk or cond.op not in ("==", "!="):
+                self.report(
+                    cond,
+                    "type-mismatch",
+                    f"cannot compare a {_kind_words(cond.left, lk)} with a {_kind_words(cond.right, rk)}",
+                )
+            return
+        if lu == "age" or ru == "age":
+            other = ru if lu == "age" else lu
+            if other not in ("months", "years"):
+                self.report(cond, "unit-mismatch", "compare `age` with months or years, e.g. `age >= 1 month`")
+            return
+        if lu and ru and lu != ru and "billing units" not in (lu, ru):
+            self.report(cond, "unit-mismatch", f"cannot compare {lu} with {ru}")
+
+    # ------------------------------------------------------------ whole-policy checks
+
+    def check_unused(self) -> None:
+        for fact in self.policy.facts:
+            if fact.name not in self.used_facts:
+                self.report(
+                    fact, "unused-fact", f"fact `{fact.name}` is declared but no rule reads it", severity="warning"
+                )
+        # Sets referenced from other sets count as used.
+        for cs in self.policy.code_sets:
+            for entry in cs.entries:
+                if isinstance(entry, ir.Ref):
+                    self.used_sets.add(entry.name)
+        for table in self.policy.drug_tables:
+            for drug in table.drugs:
+                if not drug.codes:
+                    self.used_sets.add(drug.name)
+        declared = [(cs.name, cs, "code set") for cs in self.policy.code_sets]
+        declared += [(t.name, t, "drug table") for t in self.policy.drug_tables]
+        declared += [(c.name, c, "criteria") for c in self.policy.criteria]
+        for name, node, what in declared:
+            if name in self.used_sets:
+                continue
+            if what == "drug table" and (
+                ALL_DRUGS in self.used_sets or any(d.name in self.used_sets for d in node.drugs)
+            ):
+                continue
+            if (
+                what == "code set"
+                and getattr(node, "entries", None)
+                and any(isinstance(e, ir.CodeEntry) and e.description for e in node.entries)
+            ):
+                continue  # a HCPCS table of the policy stands for itself
+            self.report(node, "unused-set", f"{what} `{name}` is declared but no rule uses it", severity="warning")
+
+    def check_reachability(self) -> None:
+        """A rule is unreachable when an earlier rule always decides every code it names."""
+        model = self.model
+        decided: dict[str, ir.Rule] = {}
+        for rule in model.rules:
+            if rule.kind in ("otherwise", "follow"):
+                continue
+            codes = model.targets.get(rule.id, {})
+            if codes and rule.window.always and all(code in decided for code in codes):
+                first = decided[next(iter(codes))]
+                self.report(
+                    rule,
+                    "unreachable-rule",
+                    f"rule `{rule.id}` can never decide: `{first.id}` (line {first.span.line}) "
+                    "always decides its codes first",
+                )
+            if (
+                rule.kind in ("cover", "deny", "refer")
+                and isinstance(rule.condition, ir.Always)
+                and not rule.requires
+                and rule.window.always
+                and not rule.targets.all_lines
+            ):
+                for code, windows in codes.items():
+                    if windows is None:
+                        decided.setdefault(code, rule)
+
+    def check_passages(self) -> None:
+        if not self.policy.source:
+            return
+        if self.document is None:
+            self.report(
+                self.policy.span,
+                "missing-source",
+                f"the source document `{self.policy.source}` cannot be read",
+                help=f"keep the policy text beside the policy file, at `{self.doc_path}`",
+            )
+            return
+        for passage in _all_passages(self.policy):
+            if self.document.locate(passage.text) is None:
+                self.report(
+                    passage,
+                    "quote-not-found",
+                    "this passage is not in the source document",
+                    help="quote the policy text exactly; leave words out with `...`",
+                )
+
+
+_ANY_DAY = __import__("datetime").date(2000, 1, 1)
+
+
+def _kind_words(operand, kind: str) -> str:
+    name = getattr(operand, "name", None)
+    return f"{kind} (`{name}`)" if name else kind
+
+
+def _fits(ftype: ir.FactType, value) -> bool:
+    kind = ftype.kind
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "enum":
+        return value in ftype.values
+    if kind == "code":
+        return isinstance(value, str)
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "date":
+        return hasattr(value, "isoformat")
+    return False
+
+
+def _overlap(a: ir.Window, b: ir.Window) -> bool:
+    a_start, b_start = a.effective, b.effective
+    a_end, b_end = a.until, b.until
+    starts_before_b_ends = b_end is None or a_start is None or a_start < b_end
+    b_starts_before_a_ends = a_end is None or b_start is None or b_start < a_end
+    return starts_before_b_ends and b_starts_before_a_ends
+
+
+def _clauses(cond) -> Iterator[ir.Clause]:
+    if isinstance(cond, ir.Clause):
+        yield cond
+        yield from _clauses(cond.condition)
+    elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
+        for item in cond.items:
+            yield from _clauses(item)
+    elif isinstance(cond, ir.Not):
+        yield from _clauses(cond.item)
+
+
+def _all_passages(policy: ir.Policy) -> Iterator[ir.Passage]:
+    for section in policy.sections:
+        yield from _section_passages(section)
+    for crit in policy.criteria:
+        yield from crit.passages
+        for clause in _clauses(crit.condition):
+            yield from clause.passages
+    if policy.revision is not None:
+        yield from policy.revision.description
+    yield from policy.description
+
+
+def _section_passages(section: ir.Section) -> Iterator[ir.Passage]:
+    yield from section.passages
+    for rule in section.rules:
+        yield from rule.passages
+        for clause in _clauses(rule.condition):
+            yield from clause.passages
+    for sub in section.sections:
+        yield from _section_passages(sub)
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def check(model: Model, document: SourceDocument | None = None, doc_path: str | None = None) -> list[Diagnostic]:
+    """Every problem in a resolved policy, sorted by position."""
+    return _Checker(model, document, doc_path).run()

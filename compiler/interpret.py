@@ -113,8 +113,7 @@ class Interpreter:
         if isinstance(cond, ir.Compare):
             return self._compare(cond, ctx, node)
         if isinstance(cond, ir.DiagnosisIn):
-            sets = tuple(self.model.diagnosis_sets[r.name] for r in cond.sets
-                         if r.name in self.model.diagnosis_sets)
+            sets = tuple(self.model.diagnosis_sets[r.name] for r in cond.sets if r.name in self.model.diagnosis_sets)
             self._used(node, "diagnoses", list(ctx.dx))
             return runtime.dx_in(ctx, sets)
         if isinstance(cond, ir.BilledWith):
@@ -139,6 +138,10 @@ class Interpreter:
         raise TypeError(f"no evaluation for {type(cond).__name__}")
 
     def _group(self, cond, ctx, owner, node):
+        if node is not None and not node.clause and len(cond.items) > 1:
+            node.text = {ir.AllOf: "all of", ir.AnyOf: "any of"}.get(
+                type(cond), f"at least {getattr(cond, 'count', '')} of"
+            )
         mark = len(ctx.hits)
         value = self._combine(cond, ctx, owner, node)
         if value is not True:
@@ -196,8 +199,9 @@ class Interpreter:
     def _compare(self, cond, ctx, node):
         left = self._operand(cond.left, cond.right, ctx, node)
         right = self._operand(cond.right, cond.left, ctx, node)
-        missing = frozenset(o.name for o, v in ((cond.left, left), (cond.right, right))
-                            if v is None and isinstance(o, ir.FactRef))
+        missing = frozenset(
+            o.name for o, v in ((cond.left, left), (cond.right, right)) if v is None and isinstance(o, ir.FactRef)
+        )
         if missing:
             return missing
         return _COMPARE[cond.op](left, right)
@@ -229,6 +233,7 @@ class InterpretedPredicates:
     def __init__(self, model: Model):
         self.interpreter = Interpreter(model)
         self._conditions = {rule.id: rule_condition(rule) for rule in model.rules}
+        self._shows = {rule.id: rule.shows for rule in model.rules if rule.shows}
 
     def __getitem__(self, rule_id: str):
         cond = self._conditions[rule_id]
@@ -243,4 +248,7 @@ class InterpretedPredicates:
     def trace(self, rule_id: str, ctx) -> tuple[object, TraceNode]:
         nodes: list[TraceNode] = []
         value = self.interpreter.evaluate(self._conditions[rule_id], ctx, rule_id, nodes)
+        for shown in self._shows.get(rule_id, ()):
+            # Shown for the reviewer beside the criteria; it does not take part in the decision.
+            nodes[0].used.append((shown.name + " (shown)", ctx.facts.get(shown.name)))
         return (True if value is ABSENT else value), nodes[0]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 
-_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2013": "-",
-                         "\u2014": "-"})
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2013": "-", "\u2014": "-"})
 _SPACE = re.compile(r"\s+")
 
 
@@ -60,4 +59,4 @@ class SourceDocument:
         span = self.locate(passage)
         if span is None:
             return normalize(passage)
-        return self.text[span[0]:span[1]]
+        return self.text[span[0] : span[1]]

@@ -30,10 +30,16 @@ def build_reasons(model: Model, document: SourceDocument | None) -> dict[str, di
     for rule in model.rules:
         reasons[rule.id] = {"rule": rule.id, "text": _text(rule.passages, document), "source": rule.section}
         for clause_id, clause in clauses(rule.condition, rule.id):
-            reasons[clause_id] = {"rule": clause_id, "text": _text(clause.passages, document),
-                                  "source": f"{rule.section}, item {clause.label}"}
+            reasons[clause_id] = {
+                "rule": clause_id,
+                "text": _text(clause.passages, document),
+                "source": f"{rule.section}, item {clause.label}",
+            }
     for crit in model.criteria.values():
         for clause_id, clause in clauses(crit.condition, crit.name):
-            reasons[clause_id] = {"rule": clause_id, "text": _text(clause.passages, document),
-                                  "source": f"{crit.title}, item {clause.label}"}
+            reasons[clause_id] = {
+                "rule": clause_id,
+                "text": _text(clause.passages, document),
+                "source": f"{crit.title}, item {clause.label}",
+            }
     return reasons

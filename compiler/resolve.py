@@ -105,8 +105,7 @@ def resolve(policy: ir.Policy) -> Model:
     path = policy.path
 
     def problem(span: ir.Span, code: str, message: str, help: str | None = None) -> None:
-        diags.append(Diagnostic(path, span.line or 1, span.column or 1, code, message,
-                                width=span.width, help=help))
+        diags.append(Diagnostic(path, span.line or 1, span.column or 1, code, message, width=span.width, help=help))
 
     facts: dict[str, ir.Fact] = {}
     for fact in policy.facts:
@@ -127,9 +126,12 @@ def resolve(policy: ir.Policy) -> Model:
         for drug in table.drugs:
             if drug.codes:
                 if drug.name in drugs:
-                    problem(drug.span, "duplicate-drug",
-                            f"drug `{drug.name}` is declared with codes twice",
-                            help="list it without codes in later tables")
+                    problem(
+                        drug.span,
+                        "duplicate-drug",
+                        f"drug `{drug.name}` is declared with codes twice",
+                        help="list it without codes in later tables",
+                    )
                 else:
                     drugs[drug.name] = drug
                 codes = drug.codes
@@ -139,9 +141,12 @@ def resolve(policy: ir.Policy) -> Model:
             elif drug.name in drugs:
                 codes = drugs[drug.name].codes
             else:
-                problem(drug.span, "undefined-drug",
-                        f"drug `{drug.name}` has no codes here and none earlier",
-                        help="give its HCPCS code, e.g. `blinatumomab J9039`")
+                problem(
+                    drug.span,
+                    "undefined-drug",
+                    f"drug `{drug.name}` has no codes here and none earlier",
+                    help="give its HCPCS code, e.g. `blinatumomab J9039`",
+                )
                 codes = ()
             for code in codes:
                 _merge(members, code, drug.window)
@@ -199,22 +204,34 @@ def resolve(policy: ir.Policy) -> Model:
     governed: Members = {}
     for position, rule in enumerate(policy.rules):
         if rule.id in seen_rules:
-            problem(rule.span, "duplicate-rule", f"rule `{rule.id}` is declared twice",
-                    help=f"the first is on line {seen_rules[rule.id].span.line}")
+            problem(
+                rule.span,
+                "duplicate-rule",
+                f"rule `{rule.id}` is declared twice",
+                help=f"the first is on line {seen_rules[rule.id].span.line}",
+            )
             continue
         seen_rules[rule.id] = rule
         key = rule.precedence_key
         if key not in step_index:
-            problem(rule.span, "missing-precedence",
-                    f"rule `{rule.id}` is a `{_kind_words(key)}` rule, which the precedence does not list")
+            problem(
+                rule.span,
+                "missing-precedence",
+                f"rule `{rule.id}` is a `{_kind_words(key)}` rule, which the precedence does not list",
+            )
             continue
         if rule.kind == "follow":
             if follow is not None:
                 problem(rule.span, "duplicate-follow", "a policy has one rule that says what follows the pump")
             follow = rule
-        resolved = resolve_targets(rule.targets, code_sets, drug_tables, drugs, drug_codes,
-                                   lambda ref: problem(ref.span, "undefined-set",
-                                                       f"`{ref.name}` is not a code, code set or drug"))
+        resolved = resolve_targets(
+            rule.targets,
+            code_sets,
+            drug_tables,
+            drugs,
+            drug_codes,
+            lambda ref: problem(ref.span, "undefined-set", f"`{ref.name}` is not a code, code set or drug"),
+        )
         targets[rule.id] = resolved
         if rule.kind != "otherwise" and not rule.targets.all_lines:
             for code, windows in resolved.items():
@@ -227,20 +244,38 @@ def resolve(policy: ir.Policy) -> Model:
         for part, into in ((follow.pumps, pumps), (follow.followers, followers)):
             if part is None:
                 continue
-            resolved = resolve_targets(part, code_sets, drug_tables, drugs, drug_codes,
-                                       lambda ref: problem(ref.span, "undefined-set",
-                                                           f"`{ref.name}` is not a code, code set or drug"))
+            resolved = resolve_targets(
+                part,
+                code_sets,
+                drug_tables,
+                drugs,
+                drug_codes,
+                lambda ref: problem(ref.span, "undefined-set", f"`{ref.name}` is not a code, code set or drug"),
+            )
             into.update(resolved)
             for code, windows in resolved.items():
                 for w in windows or (None,):
                     _merge(governed, code, w)
     ordered.sort(key=lambda t: (t[0], t[1]))
     return Model(
-        policy=policy, facts=facts, code_sets=code_sets, diagnosis_sets=diagnosis_sets,
-        drugs=drugs, drug_tables=drug_tables, drug_codes=drug_codes, vial_units=vial_units,
-        criteria=criteria, rules=tuple(r for _, _, r in ordered), steps=steps, follow=follow,
-        pumps=pumps, followers=followers,
-        governed=governed, targets=targets, descriptions=descriptions, diagnostics=diags,
+        policy=policy,
+        facts=facts,
+        code_sets=code_sets,
+        diagnosis_sets=diagnosis_sets,
+        drugs=drugs,
+        drug_tables=drug_tables,
+        drug_codes=drug_codes,
+        vial_units=vial_units,
+        criteria=criteria,
+        rules=tuple(r for _, _, r in ordered),
+        steps=steps,
+        follow=follow,
+        pumps=pumps,
+        followers=followers,
+        governed=governed,
+        targets=targets,
+        descriptions=descriptions,
+        diagnostics=diags,
     )
 
 

@@ -18,11 +18,24 @@ Truth = "bool | frozenset[str]"
 class LineContext:
     """Everything a condition may read about one line, decided as of `day`."""
 
-    __slots__ = ("facts", "day", "dx", "codes", "modifiers", "units", "birth_date",
-                 "line_of_business", "licensed", "place_of_service", "status", "hits")
+    __slots__ = (
+        "facts",
+        "day",
+        "dx",
+        "codes",
+        "modifiers",
+        "units",
+        "birth_date",
+        "line_of_business",
+        "licensed",
+        "place_of_service",
+        "status",
+        "hits",
+    )
 
-    def __init__(self, facts, day, dx, codes, modifiers, units, birth_date,
-                 line_of_business, licensed, place_of_service, status):
+    def __init__(
+        self, facts, day, dx, codes, modifiers, units, birth_date, line_of_business, licensed, place_of_service, status
+    ):
         self.facts = facts
         self.day = day
         self.dx = dx

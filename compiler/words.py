@@ -142,6 +142,8 @@ def decision(rule: ir.Rule) -> str:
     if rule.kind == "otherwise":
         return f"otherwise deny as {CATEGORY_WORDS[rule.category]}"
     if rule.kind == "follow":
-        return (f"{targets(rule.pumps)} administer {targets(rule.targets)} else {rule.drug_fact}; "
-                f"{targets(rule.followers)} follow the pump else {rule.owned_fact}")
+        return (
+            f"{targets(rule.pumps)} administer {targets(rule.targets)} else {rule.drug_fact}; "
+            f"{targets(rule.followers)} follow the pump else {rule.owned_fact}"
+        )
     return rule.kind

@@ -322,8 +322,21 @@ class Always:
 
 
 Condition = (
-    AllOf | AnyOf | AtLeast | Not | Clause | Truth | Is | In | Compare | DiagnosisIn | BilledWith
-    | LineCovered | HasModifier | WithinBefore | Always
+    AllOf
+    | AnyOf
+    | AtLeast
+    | Not
+    | Clause
+    | Truth
+    | Is
+    | In
+    | Compare
+    | DiagnosisIn
+    | BilledWith
+    | LineCovered
+    | HasModifier
+    | WithinBefore
+    | Always
 )
 
 
@@ -351,6 +364,7 @@ class Rule:
     limit: Limit | None = None
     window: Window = ALWAYS
     requires: tuple[Condition, ...] = ()  # from the enclosing sections' `require`
+    shows: tuple[Ref, ...] = ()  # facts shown in an explanation that do not decide
     # follow rules only
     pumps: Targets | None = None
     drug_fact: str | None = None

@@ -62,8 +62,11 @@ class _Lower(Transformer):
         try:
             return datetime.date.fromisoformat(str(tok))
         except ValueError:
-            self.problems.append(Diagnostic(self.path, tok.line, tok.column, "bad-date",
-                                            f"`{tok}` is not a calendar date", width=len(tok)))
+            self.problems.append(
+                Diagnostic(
+                    self.path, tok.line, tok.column, "bad-date", f"`{tok}` is not a calendar date", width=len(tok)
+                )
+            )
             return datetime.date(1, 1, 1)
 
     def _number(self, tok: Token) -> float | int:
@@ -73,8 +76,11 @@ class _Lower(Transformer):
     def _int(self, tok: Token) -> int:
         value = self._number(tok)
         if not isinstance(value, int):
-            self.problems.append(Diagnostic(self.path, tok.line, tok.column, "expected-int",
-                                            f"`{tok}` must be a whole number", width=len(tok)))
+            self.problems.append(
+                Diagnostic(
+                    self.path, tok.line, tok.column, "expected-int", f"`{tok}` must be a whole number", width=len(tok)
+                )
+            )
             return int(value)
         return value
 
@@ -108,11 +114,20 @@ class _Lower(Transformer):
             elif isinstance(item, ir.Section):
                 sections.append(item)
         return ir.Policy(
-            id=header["id"], title=header["title"], path=self.path, language=language,
-            source=header.get("source"), revision=header.get("revision"),
-            description=tuple(header.get("description", ())), precedence=tuple(precedence),
-            facts=tuple(facts), code_sets=tuple(code_sets), drug_tables=tuple(drug_tables),
-            criteria=tuple(criteria), sections=tuple(sections), history=tuple(history),
+            id=header["id"],
+            title=header["title"],
+            path=self.path,
+            language=language,
+            source=header.get("source"),
+            revision=header.get("revision"),
+            description=tuple(header.get("description", ())),
+            precedence=tuple(precedence),
+            facts=tuple(facts),
+            code_sets=tuple(code_sets),
+            drug_tables=tuple(drug_tables),
+            criteria=tuple(criteria),
+            sections=tuple(sections),
+            history=tuple(history),
             span=header["span"],
         )
 
@@ -120,8 +135,12 @@ class _Lower(Transformer):
         return ("language", self._int(children[0]))
 
     def policy_header(self, meta, children):
-        header = {"kind": "header", "id": str(children[0]), "title": unquote(children[1]),
-                  "span": _tok_span(children[0])}
+        header = {
+            "kind": "header",
+            "id": str(children[0]),
+            "title": unquote(children[1]),
+            "span": _tok_span(children[0]),
+        }
         for child in children[2:]:
             header[child[0]] = child[1]
         return header
@@ -158,9 +177,17 @@ class _Lower(Transformer):
                 passages.append(item)
             else:
                 attrs_[item[0]] = item[1]
-        return ("revision", ir.Revision(
-            number=str(number), dated=self._date(dated), effective=self._date(effective),
-            description=tuple(passages), span=_span(meta), **attrs_))
+        return (
+            "revision",
+            ir.Revision(
+                number=str(number),
+                dated=self._date(dated),
+                effective=self._date(effective),
+                description=tuple(passages),
+                span=_span(meta),
+                **attrs_,
+            ),
+        )
 
     def change_history(self, meta, children):
         return list(children)
@@ -171,8 +198,13 @@ class _Lower(Transformer):
         for item in rest:
             if item is not None:
                 attrs_[item[0]] = item[1]
-        return ir.HistoryRow(revision=unquote(revision), dated=unquote(dated),
-                             description=unquote(description), span=_span(meta), **attrs_)
+        return ir.HistoryRow(
+            revision=unquote(revision),
+            dated=unquote(dated),
+            description=unquote(description),
+            span=_span(meta),
+            **attrs_,
+        )
 
     # ------------------------------------------------------------ precedence
 
@@ -291,8 +323,7 @@ class _Lower(Transformer):
 
     def code_entry(self, meta, children):
         code, description, *windows = children
-        return ir.CodeEntry(str(code), unquote(description), window=self._window(windows),
-                            span=_tok_span(code))
+        return ir.CodeEntry(str(code), unquote(description), window=self._window(windows), span=_tok_span(code))
 
     def code_list(self, meta, children):
         out = []
@@ -318,8 +349,9 @@ class _Lower(Transformer):
 
     def dx_entry(self, meta, children):
         code, last, *windows = children
-        return ir.CodeEntry(str(code), last=str(last) if last is not None else None,
-                            window=self._window(windows), span=_tok_span(code))
+        return ir.CodeEntry(
+            str(code), last=str(last) if last is not None else None, window=self._window(windows), span=_tok_span(code)
+        )
 
     def drugs(self, meta, children):
         name, title, *drugs = children
@@ -366,8 +398,7 @@ class _Lower(Transformer):
         name, title, *rest = children
         passages = tuple(c for c in rest if isinstance(c, ir.Passage))
         conditions = tuple(c for c in rest if not isinstance(c, ir.Passage))
-        return ir.Criteria(str(name), unquote(title), passages,
-                           ir.AllOf(conditions, _span(meta)), _tok_span(name))
+        return ir.Criteria(str(name), unquote(title), passages, ir.AllOf(conditions, _span(meta)), _tok_span(name))
 
     # ------------------------------------------------------------ sections and rules
 
@@ -380,8 +411,10 @@ class _Lower(Transformer):
         title_text = unquote(title)
         # A rule inherits its section's requirements and title; nested sections pass
         # theirs down, so "situations A - J require criteria set 1 or 2" is said once.
-        rules = tuple(ir.Rule(**{**_fields(r), "section": r.section or title_text,
-                                 "requires": _required(r, requires)}) for r in rules)
+        rules = tuple(
+            ir.Rule(**{**_fields(r), "section": r.section or title_text, "requires": _required(r, requires)})
+            for r in rules
+        )
         sections = tuple(_with_requires(s, requires) for s in sections)
         return ir.Section(str(sid), title_text, passages, requires, rules, sections, _tok_span(sid))
 
@@ -390,26 +423,40 @@ class _Lower(Transformer):
 
     def rule(self, meta, children):
         rid, *items = children
-        passages, windows, decisions = [], [], []
+        passages, windows, decisions, shows = [], [], [], []
         for item in items:
             if isinstance(item, ir.Passage):
                 passages.append(item)
+            elif isinstance(item, tuple) and item[0] == "show":
+                shows.extend(item[1])
             elif isinstance(item, tuple) and item[0] == "window":
                 windows.append(item[1])
             else:
                 decisions.append(item)
         if not decisions:
-            self.problems.append(Diagnostic(self.path, rid.line, rid.column, "rule-without-decision",
-                                            f"rule `{rid}` decides nothing",
-                                            help="add `cover ...`, `deny ... as ...`, `refer ...` or `limit ...`",
-                                            width=len(rid)))
+            self.problems.append(
+                Diagnostic(
+                    self.path,
+                    rid.line,
+                    rid.column,
+                    "rule-without-decision",
+                    f"rule `{rid}` decides nothing",
+                    help="add `cover ...`, `deny ... as ...`, `refer ...` or `limit ...`",
+                    width=len(rid),
+                )
+            )
             return None
-        base = {"id": str(rid), "section": "", "passages": tuple(passages),
-                "window": self._window(windows), "span": _tok_span(rid)}
+        base = {
+            "id": str(rid),
+            "section": "",
+            "passages": tuple(passages),
+            "shows": tuple(shows),
+            "window": self._window(windows),
+            "span": _tok_span(rid),
+        }
         follow = [d for d in decisions if d.get("kind") in ("administer", "follow")]
         if follow:
-            merged = {"kind": "follow", "targets": ir.Targets((), span=base["span"]),
-                      "condition": ir.Always()}
+            merged = {"kind": "follow", "targets": ir.Targets((), span=base["span"]), "condition": ir.Always()}
             for d in follow:
                 merged.update({k: v for k, v in d.items() if k != "kind"})
             if len(decisions) > len(follow):
@@ -422,38 +469,61 @@ class _Lower(Transformer):
 
     def _extra_decision(self, rid, decision):
         span = decision.get("span", ir.NO_SPAN)
-        self.problems.append(Diagnostic(self.path, span.line or rid.line, span.column or rid.column,
-                                        "two-decisions",
-                                        f"rule `{rid}` makes more than one decision",
-                                        help="give each decision a rule of its own"))
+        self.problems.append(
+            Diagnostic(
+                self.path,
+                span.line or rid.line,
+                span.column or rid.column,
+                "two-decisions",
+                f"rule `{rid}` makes more than one decision",
+                help="give each decision a rule of its own",
+            )
+        )
+
+    def show(self, meta, children):
+        return ("show", [ir.Ref(str(c), _tok_span(c)) for c in children])
 
     def rule_window(self, meta, children):
         return ("window", children[0])
 
     def refer(self, meta, children):
         targets, to, condition = children
-        return {"kind": "refer", "targets": targets, "refer_to": unquote(to),
-                "condition": condition, "span": _span(meta)}
+        return {
+            "kind": "refer",
+            "targets": targets,
+            "refer_to": unquote(to),
+            "condition": condition,
+            "span": _span(meta),
+        }
 
     def deny(self, meta, children):
         targets, category, condition = children
-        return {"kind": "deny", "targets": targets, "category": category,
-                "condition": condition, "span": _span(meta)}
+        return {"kind": "deny", "targets": targets, "category": category, "condition": condition, "span": _span(meta)}
 
     def cover(self, meta, children):
         targets, condition = children
         return {"kind": "cover", "targets": targets, "condition": condition, "span": _span(meta)}
 
     def otherwise(self, meta, children):
-        return {"kind": "otherwise", "targets": ir.Targets((), all_lines=True, span=_span(meta)),
-                "category": children[0], "condition": ir.Always(_span(meta)), "span": _span(meta)}
+        return {
+            "kind": "otherwise",
+            "targets": ir.Targets((), all_lines=True, span=_span(meta)),
+            "category": children[0],
+            "condition": ir.Always(_span(meta)),
+            "span": _span(meta),
+        }
 
     def limit(self, meta, children):
         targets, amount, unit, period, condition = children
         kind, days = period
-        return {"kind": "limit", "targets": targets, "category": "not_reasonable_and_necessary",
-                "limit": ir.Limit(self._number(amount), unit, kind, days),
-                "condition": condition, "span": _span(meta)}
+        return {
+            "kind": "limit",
+            "targets": targets,
+            "category": "not_reasonable_and_necessary",
+            "limit": ir.Limit(self._number(amount), unit, kind, days),
+            "condition": condition,
+            "span": _span(meta),
+        }
 
     def per_units(self, meta, children):
         return "units"
@@ -513,8 +583,9 @@ class _Lower(Transformer):
         windows = [r for r in rest if isinstance(r, tuple)]
         passages = tuple(r for r in rest if isinstance(r, ir.Passage))
         conditions = tuple(r for r in rest if not isinstance(r, (tuple, ir.Passage)))
-        return ir.Clause(str(label), str(name), self._window(windows), passages,
-                         ir.AllOf(conditions, _span(meta)), _span(meta))
+        return ir.Clause(
+            str(label), str(name), self._window(windows), passages, ir.AllOf(conditions, _span(meta)), _span(meta)
+        )
 
     def or_(self, meta, children):
         return children[0] if len(children) == 1 else ir.AnyOf(tuple(children), _span(meta))
@@ -568,7 +639,8 @@ class _Lower(Transformer):
         return ir.BilledWith(
             ir.Targets(tuple(_as_ref(c) for c in codes), span=_span(meta)),
             ir.Targets(tuple(_as_ref(c) for c in other), span=_span(meta)) if other else None,
-            _span(meta))
+            _span(meta),
+        )
 
     def line_covered(self, meta, children):
         return ir.LineCovered(str(children[0]), _span(meta))
@@ -602,8 +674,9 @@ def _with_requires(section: ir.Section, requires: tuple) -> ir.Section:
         return section
     rules = tuple(ir.Rule(**{**_fields(r), "requires": _required(r, requires)}) for r in section.rules)
     subs = tuple(_with_requires(s, requires) for s in section.sections)
-    return ir.Section(section.id, section.title, section.passages, requires + section.requires,
-                      rules, subs, section.span)
+    return ir.Section(
+        section.id, section.title, section.passages, requires + section.requires, rules, subs, section.span
+    )
 
 
 def lower(tree: Tree, path: str = "<policy>", text: str | None = None) -> ir.Policy:

@@ -113,46 +113,83 @@ def _diagnose(err: UnexpectedInput, path: str, text: str) -> Diagnostic:
     if isinstance(err, UnexpectedCharacters):
         char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
         if char == '"':
-            return Diagnostic(path, err.line, err.column, "unterminated-string",
-                              "this passage has no closing quote",
-                              help='a passage is one line: `"..."`; escape a quote inside it as `\\"`')
+            return Diagnostic(
+                path,
+                err.line,
+                err.column,
+                "unterminated-string",
+                "this passage has no closing quote",
+                help='a passage is one line: `"..."`; escape a quote inside it as `\\"`',
+            )
         if char in "'\u201c\u201d":
-            return Diagnostic(path, err.line, err.column, "wrong-quote",
-                              f"passages are quoted with straight double quotes, not `{char}`")
+            return Diagnostic(
+                path,
+                err.line,
+                err.column,
+                "wrong-quote",
+                f"passages are quoted with straight double quotes, not `{char}`",
+            )
         if char == "\t":
             return Diagnostic(path, err.line, err.column, "syntax-error", "unexpected tab")
-        return Diagnostic(path, err.line, err.column, "unexpected-character",
-                          f"unexpected character `{char}`",
-                          help=f"expected {_expected(err.allowed)}" if err.allowed else None)
+        return Diagnostic(
+            path,
+            err.line,
+            err.column,
+            "unexpected-character",
+            f"unexpected character `{char}`",
+            help=f"expected {_expected(err.allowed)}" if err.allowed else None,
+        )
     if isinstance(err, UnexpectedToken):
         tok = err.token
         line = tok.line if tok.line is not None else err.line
         column = tok.column if tok.column is not None else err.column
         expected = err.accepts or err.expected
         if tok.type == "_INDENT":
-            return Diagnostic(path, line, 1, "unexpected-indent",
-                              "this line is indented more than the block it belongs to",
-                              width=len(tok.value) or 1)
+            return Diagnostic(
+                path,
+                line,
+                1,
+                "unexpected-indent",
+                "this line is indented more than the block it belongs to",
+                width=len(tok.value) or 1,
+            )
         if tok.type == "_NL" or tok.type == "_DEDENT":
             # The line ended (or the block closed) before the statement was complete.
             # Point just past the last real token of the line.
             last = _last_token_before(text, tok)
-            return Diagnostic(path, last[0], last[1], "incomplete-line",
-                              f"this line ends too early: expected {_expected(expected)}")
+            return Diagnostic(
+                path, last[0], last[1], "incomplete-line", f"this line ends too early: expected {_expected(expected)}"
+            )
         if tok.type == "$END":
             lines = text.rstrip("\n").splitlines() or [""]
-            return Diagnostic(path, len(lines), len(lines[-1]) + 1, "unexpected-end",
-                              f"the file ends too early: expected {_expected(expected)}")
+            return Diagnostic(
+                path,
+                len(lines),
+                len(lines[-1]) + 1,
+                "unexpected-end",
+                f"the file ends too early: expected {_expected(expected)}",
+            )
         width = max(1, len(str(tok)))
-        return Diagnostic(path, line, column, "unexpected-token",
-                          f"unexpected {_token_text(tok)}: expected {_expected(expected)}",
-                          width=width)
+        return Diagnostic(
+            path,
+            line,
+            column,
+            "unexpected-token",
+            f"unexpected {_token_text(tok)}: expected {_expected(expected)}",
+            width=width,
+        )
     if isinstance(err, UnexpectedEOF):
         lines = text.rstrip("\n").splitlines() or [""]
-        return Diagnostic(path, len(lines), len(lines[-1]) + 1, "unexpected-end",
-                          f"the file ends too early: expected {_expected(err.expected)}")
-    return Diagnostic(path, getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1,
-                      "syntax-error", str(err).splitlines()[0])
+        return Diagnostic(
+            path,
+            len(lines),
+            len(lines[-1]) + 1,
+            "unexpected-end",
+            f"the file ends too early: expected {_expected(err.expected)}",
+        )
+    return Diagnostic(
+        path, getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1, "syntax-error", str(err).splitlines()[0]
+    )
 
 
 def _last_token_before(text: str, tok: Token) -> tuple[int, int]:
@@ -174,10 +211,17 @@ def parse(text: str, path: str = "<policy>") -> Tree:
         raise PolicyError([_diagnose(err, path, text)], {path: text}) from None
     except BadIndent as err:
         tok = err.token
-        line = (tok.end_line or tok.line or 1)
+        line = tok.end_line or tok.line or 1
         raise PolicyError(
-            [Diagnostic(path, line, 1, "bad-indent",
-                        "this line's indentation matches no enclosing block",
-                        help="indent a block's lines alike, deeper than the line that opens it")],
+            [
+                Diagnostic(
+                    path,
+                    line,
+                    1,
+                    "bad-indent",
+                    "this line's indentation matches no enclosing block",
+                    help="indent a block's lines alike, deeper than the line that opens it",
+                )
+            ],
             {path: text},
         ) from None

@@ -1,8 +1,8 @@
 """The Python API: load a policy once, decide many claims.
 
-    policy = medpol.load_policy("policies/external-infusion-pump.policy")
-    decision = policy.decide(claim_dict)                      # as of each line's date
-    decision = policy.decide(claim_dict, as_of=date(2026, 1, 20))  # what-if
+policy = medpol.load_policy("policies/external-infusion-pump.policy")
+decision = policy.decide(claim_dict)                      # as of each line's date
+decision = policy.decide(claim_dict, as_of=date(2026, 1, 20))  # what-if
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from medpol.decide import Engine
 class CompiledPolicy:
     """A checked, compiled policy, ready to decide claims."""
 
-    def __init__(self, model: Model, python_source: str, predicates, document: SourceDocument | None,
-                 warnings: list[Diagnostic]):
+    def __init__(
+        self, model: Model, python_source: str, predicates, document: SourceDocument | None, warnings: list[Diagnostic]
+    ):
         self.model = model
         self.python_source = python_source
         self.warnings = warnings
@@ -94,8 +95,7 @@ def compile_text(text: str, path: str = "<policy>", *, strict: bool = True) -> C
         raise PolicyError(diagnostics, {path: text})
     python_source, data = generate(model)
     predicates = load(python_source, data, path)
-    return CompiledPolicy(model, python_source, predicates, document,
-                          [d for d in diagnostics if d.severity != "error"])
+    return CompiledPolicy(model, python_source, predicates, document, [d for d in diagnostics if d.severity != "error"])
 
 
 def load_policy(path: str | os.PathLike) -> CompiledPolicy:
@@ -106,3 +106,22 @@ def load_policy(path: str | os.PathLike) -> CompiledPolicy:
     except (OSError, UnicodeDecodeError) as err:
         raise PolicyError([Diagnostic(path, 1, 1, "unreadable-file", f"cannot read the file: {err}")]) from None
     return compile_text(text, path)
+
+
+def check_text(text: str, path: str = "<policy>") -> list[Diagnostic]:
+    """Every problem in a policy's text: syntax, names, types, codes, windows, quotations."""
+    try:
+        policy = read(text, path)
+    except PolicyError as err:
+        return err.diagnostics
+    model = resolve(policy)
+    document, doc_path = _source_document(policy)
+    return check(model, document, doc_path)
+
+
+def check_file(path: str) -> tuple[list[Diagnostic], str | None]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        return [Diagnostic(path, 1, 1, "unreadable-file", f"cannot read the file: {err}")], None
+    return check_text(text, path), text

@@ -15,14 +15,10 @@ __all__ = ["Claim", "ClaimError", "HistoryLine", "Line", "LineError", "read_clai
 
 LINES_OF_BUSINESS = frozenset({"commercial", "medicare", "medicaid"})
 
-_CLAIM_KEYS = frozenset(
-    {"id", "member", "supplier", "diagnoses", "lines", "facts", "history"}
-)
+_CLAIM_KEYS = frozenset({"id", "member", "supplier", "diagnoses", "lines", "facts", "history"})
 _MEMBER_KEYS = frozenset({"id", "birth_date", "line_of_business"})
 _SUPPLIER_KEYS = frozenset({"licensed_in_state"})
-_LINE_KEYS = frozenset(
-    {"seq", "hcpcs", "modifiers", "service_date", "units", "place_of_service", "facts"}
-)
+_LINE_KEYS = frozenset({"seq", "hcpcs", "modifiers", "service_date", "units", "place_of_service", "facts"})
 _HISTORY_KEYS = frozenset({"hcpcs", "service_date", "units"})
 
 # Checked on the stripped, uppercased code as given, so a dot is only accepted where
@@ -149,9 +145,7 @@ def read_claim(obj: object) -> Claim:
         if "licensed_in_state" in supplier:
             licensed = supplier["licensed_in_state"]
             if not isinstance(licensed, bool):
-                raise fail(
-                    "supplier.licensed_in_state", _expected("true or false", licensed)
-                )
+                raise fail("supplier.licensed_in_state", _expected("true or false", licensed))
 
     given = _required(obj, "diagnoses", "diagnoses", fail)
     if not isinstance(given, list):
@@ -179,9 +173,7 @@ def read_claim(obj: object) -> Claim:
     for i, raw in enumerate(raw_lines):
         if not isinstance(raw, dict):
             # No seq to echo, so the decision falls back on the 1-based position.
-            lines.append(
-                LineError(i + 1, None, f"lines[{i}]", _expected("an object", raw))
-            )
+            lines.append(LineError(i + 1, None, f"lines[{i}]", _expected("an object", raw)))
             continue
         seq = raw.get("seq")
         if not isinstance(seq, int) or isinstance(seq, bool):
@@ -190,9 +182,7 @@ def read_claim(obj: object) -> Claim:
             raise fail(f"lines[{i}].seq", _expected("an integer", seq))
         if seq in seen_seq:
             field = f"lines[{i}].seq"
-            raise fail(
-                field, f"{_show(seq)} is already the seq of lines[{seen_seq[seq]}]"
-            )
+            raise fail(field, f"{_show(seq)} is already the seq of lines[{seen_seq[seq]}]")
         seen_seq[seq] = i
         if not _LINE_KEYS.issuperset(raw):
             _collect_unknown(raw, _LINE_KEYS, f"lines[{i}].", ignored)
@@ -373,9 +363,7 @@ def _units_problem(value: object) -> str | None:
     return None
 
 
-def _collect_unknown(
-    obj: dict, known: frozenset[str], prefix: str, out: list[str]
-) -> None:
+def _collect_unknown(obj: dict, known: frozenset[str], prefix: str, out: list[str]) -> None:
     out.extend(f"{prefix}{key}" for key in obj if key not in known)
 
 

@@ -56,8 +56,9 @@ class Engine:
         self.model = model
         self.policy_id = model.policy.id
         self.revision = model.policy.revision.number if model.policy.revision else None
-        self.predicates = {rule.id: predicates[rule.id] for rule in model.rules
-                           if rule.kind not in ("otherwise", "follow")}
+        self.predicates = {
+            rule.id: predicates[rule.id] for rule in model.rules if rule.kind not in ("otherwise", "follow")
+        }
         self.reasons = reasons
         self.tracer = tracer
         self.rules = model.rules
@@ -83,32 +84,49 @@ class Engine:
             claim = read_claim(raw)
             claim_facts, warnings = self.facts.read_claim_facts(claim.facts)
         except ClaimError as err:
-            return self._claim_error(err.claim_id if err.claim_id is not None else _claim_id(raw),
-                                     err.field, err.message)
+            return self._claim_error(
+                err.claim_id if err.claim_id is not None else _claim_id(raw), err.field, err.message
+            )
         except FactError as err:
             return self._claim_error(claim.id, err.field, err.message)
         return self._decide(claim, claim_facts, warnings, as_of)
 
     def _claim_error(self, claim_id, field: str, message: str) -> dict:
-        return {"claim": claim_id, "policy": self.policy_id, "revision": self.revision,
-                "outcome": "error", "field": field, "message": f"{field}: {message}", "lines": []}
+        return {
+            "claim": claim_id,
+            "policy": self.policy_id,
+            "revision": self.revision,
+            "outcome": "error",
+            "field": field,
+            "message": f"{field}: {message}",
+            "lines": [],
+        }
 
     def _decide(self, claim: Claim, claim_facts: dict, warnings: list[str], as_of) -> dict:
         out: list[dict | None] = [None] * len(claim.lines)
         prepared: list[_Prepared] = []
         for index, line in enumerate(claim.lines):
             if isinstance(line, LineError):
-                out[index] = {"seq": line.seq, "hcpcs": line.hcpcs, "outcome": "error",
-                              "field": line.field, "message": f"{line.field}: {line.message}"}
+                out[index] = {
+                    "seq": line.seq,
+                    "hcpcs": line.hcpcs,
+                    "outcome": "error",
+                    "field": line.field,
+                    "message": f"{line.field}: {line.message}",
+                }
                 continue
             facts = claim_facts
             if line.facts:
                 try:
-                    facts, line_warnings = self.facts.merge_line_facts(claim_facts, line.facts,
-                                                                       f"lines[{index}].facts")
+                    facts, line_warnings = self.facts.merge_line_facts(claim_facts, line.facts, f"lines[{index}].facts")
                 except FactError as err:
-                    out[index] = {"seq": line.seq, "hcpcs": line.hcpcs, "outcome": "error",
-                                  "field": err.field, "message": f"{err.field}: {err.message}"}
+                    out[index] = {
+                        "seq": line.seq,
+                        "hcpcs": line.hcpcs,
+                        "outcome": "error",
+                        "field": err.field,
+                        "message": f"{err.field}: {err.message}",
+                    }
                     continue
                 warnings.extend(line_warnings)
             prepared.append(_Prepared(index, line, as_of or line.service_date, facts))
@@ -120,8 +138,7 @@ class Engine:
         for p in prepared:
             if out[p.index] is None:
                 out[p.index] = run.decide_line(p)
-        decision = {"claim": claim.id, "policy": self.policy_id, "revision": self.revision,
-                    "lines": out}
+        decision = {"claim": claim.id, "policy": self.policy_id, "revision": self.revision, "lines": out}
         if claim.ignored_fields:
             warnings = [f"`{f}` is not a field of a claim and was ignored" for f in claim.ignored_fields] + warnings
         if warnings:
@@ -155,9 +172,19 @@ class _ClaimRun:
         if p.ctx is None:
             c = self.claim
             line = p.line
-            p.ctx = LineContext(p.facts, p.day, c.diagnoses, self.codes, line.modifiers, line.units,
-                                c.birth_date, c.line_of_business, c.supplier_licensed_in_state,
-                                line.place_of_service, self.status)
+            p.ctx = LineContext(
+                p.facts,
+                p.day,
+                c.diagnoses,
+                self.codes,
+                line.modifiers,
+                line.units,
+                c.birth_date,
+                c.line_of_business,
+                c.supplier_licensed_in_state,
+                line.place_of_service,
+                self.status,
+            )
         p.ctx.hits = []
         return p.ctx
 
@@ -210,13 +237,16 @@ class _ClaimRun:
         if owned is None and e.owned_fact and not e.facts.has_default(e.owned_fact):
             return {"outcome": "pending", "missing": [e.owned_fact]}
         if not owned:
-            return {"outcome": "denied", "category": "not_reasonable_and_necessary",
-                    "reasons": [self.e.reasons[e.follow.id]], "note": "no pump is billed or owned"}
+            return {
+                "outcome": "denied",
+                "category": "not_reasonable_and_necessary",
+                "reasons": [self.e.reasons[e.follow.id]],
+                "note": "no pump is billed or owned",
+            }
         subjects = [p.code] if is_drug else self.subjects(p)
         return _combine([self.pump_for(p, s, virtual=owned) for s in subjects])
 
-    def walk(self, p: _Prepared, subject: str, pump: bool, follower: bool = False,
-             virtual: str | None = None) -> dict:
+    def walk(self, p: _Prepared, subject: str, pump: bool, follower: bool = False, virtual: str | None = None) -> dict:
         """Walk the rules in precedence order; the first that holds decides."""
         e = self.e
         ctx = self.ctx(p)
@@ -241,8 +271,11 @@ class _ClaimRun:
             if kind == "otherwise":
                 if trace is not None:
                     trace.append((rule.id, True, None))
-                decided = {"outcome": "denied", "category": rule.category,
-                           "reasons": [e.reasons[rule.id]] + [e.reasons[r] for r in tried_covers]}
+                decided = {
+                    "outcome": "denied",
+                    "category": rule.category,
+                    "reasons": [e.reasons[rule.id]] + [e.reasons[r] for r in tried_covers],
+                }
                 return self._settle(decided, unknown, trace)
             members = e.targets[rule.id]
             if rule.targets.all_lines:
@@ -251,8 +284,12 @@ class _ClaimRun:
                 own = True
             else:
                 own = virtual is None and in_members(members, code, day)
-            via_drug = pump and kind != "limit" and e.by_drug[rule.id] and (
-                subject == UNKNOWN_DRUG or in_members(members, subject, day))
+            via_drug = (
+                pump
+                and kind != "limit"
+                and e.by_drug[rule.id]
+                and (subject == UNKNOWN_DRUG or in_members(members, subject, day))
+            )
             if not own and not via_drug:
                 continue
             if not own and subject == UNKNOWN_DRUG:
@@ -261,9 +298,9 @@ class _ClaimRun:
                 continue
             value = self._value(rule, p, ctx, trace)
             if kind == "limit" and value is True:
-                value = self._over_limit(rule, p)
+                value, counted = self._over_limit(rule, p)
                 if trace is not None:
-                    trace.append((rule.id + " (limit)", value, None))
+                    trace[-1] = (rule.id, value, None, counted)
             if value is False:
                 if kind == "cover":
                     tried_covers.append(rule.id)
@@ -334,7 +371,7 @@ class _ClaimRun:
             pending["trace"] = trace
         return pending
 
-    def _over_limit(self, rule: ir.Rule, p: _Prepared) -> bool:
+    def _over_limit(self, rule: ir.Rule, p: _Prepared) -> tuple[bool, str]:
         """Whether this line carries the member past the rule's limit (policy reading 3, 4)."""
         e = self.e
         members = e.targets[rule.id]
@@ -342,23 +379,34 @@ class _ClaimRun:
         day = p.day
         if limit.unit == "days":
             start = day - datetime.timedelta(days=(limit.days or 1) - 1)
-            days = {h.service_date for h in self.claim.history
-                    if start <= h.service_date <= day and in_members(members, h.hcpcs, h.service_date)}
-            days.update(q.day for q in self.prepared
-                        if start <= q.day <= day and in_members(members, q.code, q.day))
-            return len(days) > limit.amount
+            days = {
+                h.service_date
+                for h in self.claim.history
+                if start <= h.service_date <= day and in_members(members, h.hcpcs, h.service_date)
+            }
+            days.update(q.day for q in self.prepared if start <= q.day <= day and in_members(members, q.code, q.day))
+            return len(days) > limit.amount, (
+                f"{len(days)} days of service in the {limit.days} days "
+                f"ending {day.isoformat()}; the limit is {limit.amount:g}"
+            )
         cap = limit.amount
         if limit.unit == "vials":
             cap = limit.amount * e.model.vial_units.get(p.code, 1)
         month = (day.year, day.month)
-        total = sum(h.units for h in self.claim.history
-                    if (h.service_date.year, h.service_date.month) == month
-                    and in_members(members, h.hcpcs, h.service_date))
+        total = sum(
+            h.units
+            for h in self.claim.history
+            if (h.service_date.year, h.service_date.month) == month and in_members(members, h.hcpcs, h.service_date)
+        )
         mine = (p.day, p.line.seq)
-        total += sum(q.line.units for q in self.prepared
-                     if (q.day.year, q.day.month) == month and (q.day, q.line.seq) <= mine
-                     and in_members(members, q.code, q.day))
-        return total > cap
+        total += sum(
+            q.line.units
+            for q in self.prepared
+            if (q.day.year, q.day.month) == month and (q.day, q.line.seq) <= mine and in_members(members, q.code, q.day)
+        )
+        return total > cap, (
+            f"{total:g} units in {day.year}-{day.month:02d} through this line; the limit is {cap:g} units"
+        )
 
 
 def _by_drug(members, model: Model) -> bool:

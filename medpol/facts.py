@@ -25,8 +25,9 @@ class FactReader:
 
     def __init__(self, model: Model):
         self.types = {name: fact.type for name, fact in model.facts.items()}
-        self.defaults = {name: fact.default for name, fact in model.facts.items()
-                         if fact.has_default and fact.default is not None}
+        self.defaults = {
+            name: fact.default for name, fact in model.facts.items() if fact.has_default and fact.default is not None
+        }
         self._with_default = {name for name, fact in model.facts.items() if fact.has_default}
 
     def has_default(self, name: str) -> bool:

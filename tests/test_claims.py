@@ -151,9 +151,7 @@ def test_optional_fields_given():
 
 
 def test_history_units_default_to_one():
-    c = read_claim(
-        claim(("history", [{"hcpcs": "J1457", "service_date": "2026-01-05"}]))
-    )
+    c = read_claim(claim(("history", [{"hcpcs": "J1457", "service_date": "2026-01-05"}])))
     assert c.history[0].units == 1
 
 
@@ -237,9 +235,7 @@ CLAIM_ERRORS = [
     pytest.param((("member", "M-1"),), "member", id="member-not-object"),
     pytest.param((("member.id", _DELETE),), "member.id", id="member-id-missing"),
     pytest.param((("member.id", 1),), "member.id", id="member-id-number"),
-    pytest.param(
-        (("member.birth_date", _DELETE),), "member.birth_date", id="birth-date-missing"
-    ),
+    pytest.param((("member.birth_date", _DELETE),), "member.birth_date", id="birth-date-missing"),
     pytest.param(
         (("member.birth_date", "1970-13-02"),),
         "member.birth_date",
@@ -255,9 +251,7 @@ CLAIM_ERRORS = [
         "member.birth_date",
         id="birth-date-unpadded",
     ),
-    pytest.param(
-        (("member.birth_date", 19700302),), "member.birth_date", id="birth-date-number"
-    ),
+    pytest.param((("member.birth_date", 19700302),), "member.birth_date", id="birth-date-number"),
     pytest.param(
         (("member.line_of_business", _DELETE),),
         "member.line_of_business",
@@ -292,22 +286,12 @@ CLAIM_ERRORS = [
     pytest.param((("diagnoses", _DELETE),), "diagnoses", id="diagnoses-missing"),
     pytest.param((("diagnoses", "C91.02"),), "diagnoses", id="diagnoses-string"),
     pytest.param((("diagnoses", ["I50", 50]),), "diagnoses[1]", id="diagnosis-number"),
-    pytest.param(
-        (("diagnoses", ["I50", "150"]),), "diagnoses[1]", id="diagnosis-bad-format"
-    ),
+    pytest.param((("diagnoses", ["I50", "150"]),), "diagnoses[1]", id="diagnosis-bad-format"),
     pytest.param((("diagnoses", ["C9"]),), "diagnoses[0]", id="diagnosis-too-short"),
-    pytest.param(
-        (("diagnoses", ["C91.02345"]),), "diagnoses[0]", id="diagnosis-too-long"
-    ),
-    pytest.param(
-        (("diagnoses", ["C9.102"]),), "diagnoses[0]", id="diagnosis-misplaced-dot"
-    ),
-    pytest.param(
-        (("diagnoses", ["C91 02"]),), "diagnoses[0]", id="diagnosis-inner-space"
-    ),
-    pytest.param(
-        (("diagnoses", ["C91.0ſ"]),), "diagnoses[0]", id="diagnosis-non-ascii"
-    ),
+    pytest.param((("diagnoses", ["C91.02345"]),), "diagnoses[0]", id="diagnosis-too-long"),
+    pytest.param((("diagnoses", ["C9.102"]),), "diagnoses[0]", id="diagnosis-misplaced-dot"),
+    pytest.param((("diagnoses", ["C91 02"]),), "diagnoses[0]", id="diagnosis-inner-space"),
+    pytest.param((("diagnoses", ["C91.0ſ"]),), "diagnoses[0]", id="diagnosis-non-ascii"),
     pytest.param((("lines", _DELETE),), "lines", id="lines-missing"),
     pytest.param((("lines", {"seq": 1}),), "lines", id="lines-not-list"),
     pytest.param((("lines", []),), "lines", id="lines-empty"),
@@ -318,9 +302,7 @@ CLAIM_ERRORS = [
     pytest.param((("lines[1].seq", 1),), "lines[1].seq", id="seq-duplicate"),
     pytest.param((("facts", ["a"]),), "facts", id="facts-not-object"),
     pytest.param((("history", {"hcpcs": "E0791"}),), "history", id="history-not-list"),
-    pytest.param(
-        (("history", ["E0791"]),), "history[0]", id="history-entry-not-object"
-    ),
+    pytest.param((("history", ["E0791"]),), "history[0]", id="history-entry-not-object"),
     pytest.param(
         (("history", [{"service_date": "2026-01-01"}]),),
         "history[0].hcpcs",
@@ -386,9 +368,7 @@ def test_date_message_quotes_input():
     with pytest.raises(ClaimError) as info:
         read_claim(claim(("member.birth_date", "2026-13-01")))
     assert info.value.message == "`2026-13-01` is not a date (expected YYYY-MM-DD)"
-    assert str(info.value) == (
-        "member.birth_date: `2026-13-01` is not a date (expected YYYY-MM-DD)"
-    )
+    assert str(info.value) == ("member.birth_date: `2026-13-01` is not a date (expected YYYY-MM-DD)")
 
 
 def test_claim_error_pickles():
@@ -412,15 +392,9 @@ def test_claim_pickles():
 
 LINE_ERRORS = [
     pytest.param("service_date", _DELETE, "lines[1].service_date", id="date-missing"),
-    pytest.param(
-        "service_date", "2026-02-30", "lines[1].service_date", id="date-feb-30"
-    ),
-    pytest.param(
-        "service_date", "2026-03-02T00:00", "lines[1].service_date", id="date-time"
-    ),
-    pytest.param(
-        "service_date", "20260302", "lines[1].service_date", id="date-basic-iso"
-    ),
+    pytest.param("service_date", "2026-02-30", "lines[1].service_date", id="date-feb-30"),
+    pytest.param("service_date", "2026-03-02T00:00", "lines[1].service_date", id="date-time"),
+    pytest.param("service_date", "20260302", "lines[1].service_date", id="date-basic-iso"),
     pytest.param("service_date", "2026-W10-1", "lines[1].service_date", id="date-week"),
     pytest.param("service_date", None, "lines[1].service_date", id="date-null"),
     pytest.param("units", "1", "lines[1].units", id="units-string"),
@@ -527,9 +501,7 @@ json_values = st.recursive(
     json_scalars,
     lambda children: (
         st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(_FIELD_NAMES) | st.text(max_size=5), children, max_size=5
-        )
+        | st.dictionaries(st.sampled_from(_FIELD_NAMES) | st.text(max_size=5), children, max_size=5)
     ),
     max_leaves=20,
 )

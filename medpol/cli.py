@@ -1,0 +1,188 @@
+"""The `medpol` command line: check, compile and evaluate policies.
+
+Exit codes: 0 when the work was done (whatever the claims' outcomes), 1 when a
+policy has errors, 2 for usage errors (a bad option, a file that cannot be read).
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import orjson
+
+from dsl.diagnostics import PolicyError
+
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def _date(value) -> datetime.date | None:
+    return value.date() if value is not None else None
+
+
+def _policy_files(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(path.rglob("*.policy")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise click.UsageError(f"`{raw}` does not exist")
+    return files
+
+
+def _print_problems(err: PolicyError) -> None:
+    click.echo(err.render(), err=True)
+
+
+def _load(path: str):
+    from medpol.api import load_policy
+
+    try:
+        return load_policy(path)
+    except PolicyError as err:
+        _print_problems(err)
+        errors = sum(1 for d in err.diagnostics if d.severity == "error")
+        click.echo(f"{path}: {errors} error{'s' if errors != 1 else ''}; no claims were decided", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="medpol")
+def main() -> None:
+    """Medical coverage policies as code: check policies, decide claims."""
+
+
+@main.command("check")
+@click.argument("paths", nargs=-1, required=True)
+def check_cmd(paths: tuple[str, ...]) -> None:
+    """Parse, resolve and check policy files (or folders of them); report every problem."""
+    from medpol.api import check_file
+
+    files = _policy_files(paths)
+    if not files:
+        raise click.UsageError("no .policy files found")
+    errors = warnings = 0
+    for file in files:
+        diagnostics, text = check_file(str(file))
+        for d in diagnostics:
+            click.echo(d.render(text), err=True)
+        errors += sum(1 for d in diagnostics if d.severity == "error")
+        warnings += sum(1 for d in diagnostics if d.severity != "error")
+    summary = (
+        f"checked {len(files)} polic{'ies' if len(files) != 1 else 'y'}: {errors} error{'s' if errors != 1 else ''}, "
+        f"{warnings} warning{'s' if warnings != 1 else ''}"
+    )
+    click.echo(summary, err=True)
+    sys.exit(1 if errors else 0)
+
+
+@main.command("compile")
+@click.argument("policy")
+@click.option("--show-python", is_flag=True, help="Print the generated Python predicates.")
+def compile_cmd(policy: str, show_python: bool) -> None:
+    """Compile a policy; with --show-python, print the generated code for review."""
+    compiled = _load(policy)
+    if show_python:
+        click.echo(compiled.python_source, nl=False)
+    else:
+        rules = len(compiled.model.rules)
+        click.echo(f"{policy}: {compiled.id} revision {compiled.revision}: {rules} rules compiled", err=True)
+
+
+def _read_claims(source: str) -> Iterator[object]:
+    """Yield each claim, or an `_Unreadable` for a line that is not JSON; never drop one."""
+    if source == "-":
+        stream = sys.stdin.buffer
+        yield from _jsonl(stream, "<stdin>")
+        return
+    path = Path(source)
+    try:
+        if path.suffix == ".json":
+            data = path.read_bytes()
+            try:
+                yield orjson.loads(data)
+            except orjson.JSONDecodeError as err:
+                yield _Unreadable(f"{source}: not valid JSON: {err}")
+            return
+        with path.open("rb") as stream:
+            yield from _jsonl(stream, source)
+    except OSError as err:
+        raise click.UsageError(f"cannot read `{source}`: {err.strerror}") from None
+
+
+class _Unreadable:
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _jsonl(stream, name: str) -> Iterator[object]:
+    for number, raw in enumerate(stream, 1):
+        if not raw.strip():
+            continue
+        try:
+            yield orjson.loads(raw)
+        except orjson.JSONDecodeError as err:
+            yield _Unreadable(f"{name}:{number}: not valid JSON: {err}")
+
+
+@main.command("eval")
+@click.argument("policy")
+@click.argument("claims")
+@click.option("--as-of", type=DATE, default=None, help="Decide every line as if served on this date (YYYY-MM-DD).")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write decisions to this file instead of stdout.",
+)
+@click.option("--explain", is_flag=True, help="Print each decision as a tree of the criteria that held or failed.")
+def eval_cmd(policy: str, claims: str, as_of, out_path: str | None, explain: bool) -> None:
+    """Decide CLAIMS (.json, .jsonl, or - for stdin) under POLICY; one decision per claim, in order."""
+    from medpol.explain import render
+
+    compiled = _load(policy)
+    day = _date(as_of)
+    engine = compiled.interpreted() if explain else compiled.engine
+    out = open(out_path, "wb") if out_path else sys.stdout.buffer  # noqa: SIM115 - closed below
+    try:
+        for claim in _read_claims(claims):
+            if isinstance(claim, _Unreadable):
+                decision = {
+                    "claim": None,
+                    "policy": compiled.id,
+                    "revision": compiled.revision,
+                    "outcome": "error",
+                    "message": claim.message,
+                    "lines": [],
+                }
+            else:
+                decision = engine.decide(claim, day)
+            if explain:
+                click.echo(render(decision, compiled, day))
+                click.echo("")
+                decision = _without_trace(decision)
+                if out_path:
+                    out.write(orjson.dumps(decision) + b"\n")
+                continue
+            out.write(orjson.dumps(decision) + b"\n")
+    finally:
+        if out_path:
+            out.close()
+        else:
+            out.flush()
+
+
+def _without_trace(decision: dict) -> dict:
+    lines = [{k: v for k, v in line.items() if k != "trace"} for line in decision.get("lines", ())]
+    return {**decision, "lines": lines}
+
+
+if __name__ == "__main__":
+    main()

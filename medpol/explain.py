@@ -1,0 +1,123 @@
+"""Render a traced decision as a tree a reviewer can follow."""
+
+from __future__ import annotations
+
+from compiler.interpret import TraceNode
+from compiler.words import CATEGORY_WORDS
+
+MARKS = {True: "✓", False: "✗"}
+
+
+def _mark(value) -> str:
+    if value is True or value is False:
+        return MARKS[value]
+    if value is None or value.__class__.__name__ == "_Absent":
+        return "–"
+    return "?"
+
+
+def _value_text(value) -> str:
+    if value is True or value is False:
+        return "held" if value else "failed"
+    if isinstance(value, frozenset):
+        return "unknown: needs " + ", ".join(sorted(value))
+    return str(value)
+
+
+def _used(node: TraceNode) -> str:
+    if not node.used:
+        return ""
+    parts = []
+    for name, value in node.used:
+        parts.append(f"{name} = {'(not given)' if value is None else value}")
+    return "   [" + "; ".join(parts) + "]"
+
+
+def _tree(node: TraceNode, depth: int, out: list[str]) -> None:
+    pad = "    " * depth
+    label = node.text
+    if node.clause:
+        label += f"  <{node.clause}>"
+    note = f"  ({node.note})" if node.note else ""
+    value = node.value
+    extra = f"  {_value_text(value)}" if isinstance(value, frozenset) else ""
+    out.append(f"{pad}{_mark(value)} {label}{_used(node)}{note}{extra}")
+    for child in node.children:
+        _tree(child, depth + 1, out)
+
+
+def _decisive_facts(trace, outcome: str, rules: dict) -> list[str]:
+    """Facts read where the outcome was made: failed criteria of a denial, or the denying rule."""
+    names: set[str] = set()
+
+    def walk(node: TraceNode, want) -> None:
+        if not node.children and node.value is want:
+            for name, _ in node.used:
+                if name not in ("diagnoses", "lines", "modifiers", "units") and not name.startswith("age"):
+                    names.add(name)
+        for child in node.children:
+            walk(child, want)
+
+    for rule_id, value, node, *_ in trace:
+        rule = rules.get(rule_id)
+        if node is None or rule is None:
+            continue
+        if rule.kind == "cover" and value is False:
+            walk(node, False)  # the criteria that failed
+        elif rule.kind in ("deny", "limit") and value is True:
+            walk(node, True)  # what made the denial hold
+    return sorted(names)
+
+
+def render(decision: dict, policy, as_of=None) -> str:
+    """The explanation of one claim's decision, as text."""
+    out: list[str] = []
+    head = f"claim {decision.get('claim')} under {decision.get('policy')} revision {decision.get('revision')}"
+    if as_of is not None:
+        head += f", as of {as_of.isoformat()}"
+    out.append(head)
+    if decision.get("outcome") == "error":
+        out.append(f"  error: {decision.get('message')}")
+        return "\n".join(out)
+    rules = {rule.id: rule for rule in policy.model.rules}
+    for line in decision["lines"]:
+        outcome = line["outcome"]
+        words = outcome
+        if outcome == "denied":
+            words += f" ({CATEGORY_WORDS.get(line.get('category'), line.get('category'))})"
+        elif outcome == "refer":
+            words += f" to {line.get('refer_to')}"
+        elif outcome == "pending":
+            words += " (needs " + ", ".join(line.get("missing", [])) + ")"
+        elif outcome == "error":
+            words += f": {line.get('message')}"
+        out.append("")
+        out.append(f"line {line['seq']} {line.get('hcpcs')}: {words}")
+        for reason in line.get("reasons", ())[:1]:
+            out.append(f"  decided by {reason['rule']} [{reason['source']}]")
+            out.append(f'    "{reason["text"]}"')
+        trace = line.get("trace") or []
+        if trace:
+            out.append("  rules tried, in precedence order:")
+        for rule_id, value, node, *detail in trace:
+            rule = rules.get(rule_id)
+            kind = f"{rule.kind}" if rule else ""
+            if node is None:
+                shown = detail[0] if detail else (value if not isinstance(value, bool) else _value_text(value))
+                mark = _mark(value) if isinstance(value, bool) else "·"
+                out.append(f"    {mark} {rule_id} ({kind}): {shown}")
+                continue
+            out.append(
+                f"    {_mark(value)} {rule_id} ({kind}){'' if value in (True, False) else '  ' + _value_text(value)}"
+            )
+            out_lines: list[str] = []
+            for child in node.children:
+                _tree(child, 3, out_lines)
+            out.extend(out_lines)
+        if outcome == "pending":
+            out.append("  would decide it: " + ", ".join(line.get("missing", [])))
+        elif outcome == "denied":
+            facts = _decisive_facts(trace, outcome, rules)
+            if facts:
+                out.append("  facts that would change the outcome: " + ", ".join(facts))
+    return "\n".join(out)
