@@ -30,16 +30,20 @@ class CodeGenerator:
         self.data: dict[str, object] = {}  # generated name -> data object, for the namespace
         self._data_keys: dict[tuple, str] = {}
         self.missing: dict[tuple[str, ...], str] = {}
+        self.current = None  # the condition being written, for line comments
         self.path = model.policy.path
-        self.basename = self.path.rsplit("/", 1)[-1]
+        # Where a generated line came from, as a comment: `external-infusion-pump.policy:312`.
+        self.where = repr(self.path.rsplit("/", 1)[-1])[1:-1].replace("#", "")
 
     # ------------------------------------------------------------ writing
 
     def writeline(self, text: str, node=None) -> None:
         where = ""
+        if node is None and " = " in text and not text.startswith(("mark_", "F ", "hits ")):
+            node = self.current  # a computed value names the condition it computes
         span = getattr(node, "span", None)
         if span is not None and span.line:
-            where = f"  # line {span.line}"
+            where = f"  # {self.where}:{span.line}"
         self.lines.append("    " * self.indent + text + where)
 
     def var(self) -> str:
@@ -130,7 +134,11 @@ class CodeGenerator:
     def emit(self, cond, owner: str) -> str:
         """Write statements computing a condition; return the name (or literal) holding it."""
         method = getattr(self, "emit_" + type(cond).__name__)
-        return method(cond, owner)
+        outer, self.current = self.current, cond
+        try:
+            return method(cond, owner)
+        finally:
+            self.current = outer
 
     def emit_Always(self, cond, owner):
         return "True"

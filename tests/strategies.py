@@ -1,0 +1,143 @@
+"""Hypothesis strategies for claims under the External Infusion Pump policy."""
+
+from __future__ import annotations
+
+import datetime
+
+from hypothesis import strategies as st
+
+CODES = [
+    "E0776",
+    "E0779",
+    "E0780",
+    "E0781",
+    "E0791",
+    "E1399",
+    "K0455",
+    "E0784",
+    "A4221",
+    "A4222",
+    "A4223",
+    "A4224",
+    "A4225",
+    "A4305",
+    "A4306",
+    "A4602",
+    "A9270",
+    "K0552",
+    "K0601",
+    "A4244",
+    "A5120",
+    "J7999",
+    "Q9977",
+    "J0895",
+    "J9190",
+    "J9200",
+    "J9065",
+    "J2270",
+    "J1170",
+    "J2175",
+    "J0133",
+    "J0289",
+    "J1570",
+    "J1250",
+    "J1325",
+    "J3285",
+    "J1457",
+    "J2278",
+    "J1559",
+    "J7340",
+    "J9039",
+    "J7356",
+    "J1817",
+    "J1644",
+    "99213",
+]
+DIAGNOSES = [
+    "C91.00",
+    "C9101",
+    "E83.111",
+    "C22.0",
+    "C18.9",
+    "I50.9",
+    "I27.0",
+    "I27.21",
+    "E83.52",
+    "D80.3",
+    "G61.81",
+    "G20.A1",
+    "I26.99",
+    "Z00.00",
+]
+DAYS = [
+    datetime.date(2026, 1, 24),
+    datetime.date(2026, 1, 25),
+    datetime.date(2026, 2, 28),
+    datetime.date(2026, 3, 1),
+    datetime.date(2025, 12, 1),
+    datetime.date(2026, 1, 31),
+]
+
+FACT_VALUES = {
+    "bool": st.booleans(),
+    "int": st.integers(min_value=0, max_value=12),
+    "number": st.sampled_from([0, 0.05, 0.1, 2, 3, 7.9, 8, 12, 25, 26, 30, 31]),
+    "date": st.sampled_from([d.isoformat() for d in DAYS] + ["2025-06-01", "2025-07-20"]),
+    "code": st.sampled_from(["J9039", "J0895", "J1325", "E0781", "K0455"]),
+}
+
+
+def fact_strategy(model):
+    entries = {}
+    for name, fact in model.facts.items():
+        kind = fact.type.kind
+        if kind == "enum":
+            values = st.sampled_from(list(fact.type.values))
+        elif kind == "int" and fact.type.low is not None:
+            values = st.integers(min_value=fact.type.low, max_value=fact.type.high)
+        else:
+            values = FACT_VALUES[kind]
+        entries[name] = values
+    names = sorted(entries)
+    return st.lists(st.sampled_from(names), unique=True, max_size=len(names)).flatmap(
+        lambda chosen: st.fixed_dictionaries({n: entries[n] for n in chosen})
+    )
+
+
+@st.composite
+def claims(draw, model):
+    n = draw(st.integers(min_value=1, max_value=5))
+    lines = []
+    for seq in range(1, n + 1):
+        line = {
+            "seq": seq,
+            "hcpcs": draw(st.sampled_from(CODES)),
+            "service_date": draw(st.sampled_from(DAYS)).isoformat(),
+            "units": draw(st.sampled_from([1, 2, 4, 5, 140, 875, 900])),
+        }
+        if draw(st.booleans()):
+            line["modifiers"] = draw(st.lists(st.sampled_from(["RR", "NU", "JW", "KX"]), max_size=2))
+        if draw(st.integers(0, 4)) == 0:
+            line["facts"] = {"compounded": draw(st.booleans())}
+        lines.append(line)
+    history = [
+        {
+            "hcpcs": draw(st.sampled_from(["J9039", "J1457"])),
+            "service_date": draw(st.sampled_from(DAYS)).isoformat(),
+            "units": draw(st.sampled_from([35, 400, 875])),
+        }
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+    return {
+        "id": "gen",
+        "member": {
+            "id": "m",
+            "birth_date": draw(st.sampled_from(["1970-03-02", "2025-12-30", "2026-01-01", "2025-05-10"])),
+            "line_of_business": draw(st.sampled_from(["commercial", "commercial", "medicaid", "medicare"])),
+        },
+        "supplier": {"licensed_in_state": draw(st.booleans())},
+        "diagnoses": draw(st.lists(st.sampled_from(DIAGNOSES), max_size=2)),
+        "lines": lines,
+        "facts": draw(fact_strategy(model)),
+        "history": history,
+    }

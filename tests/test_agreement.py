@@ -1,0 +1,44 @@
+"""The compiled predicates agree with the reference interpreter on generated claims."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medpol.api import load_policy
+from tests.strategies import claims
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = load_policy(ROOT / "policies" / "external-infusion-pump.policy")
+INTERPRETED = POLICY.interpreted()
+
+
+def without_trace(decision: dict) -> dict:
+    lines = [{k: v for k, v in line.items() if k != "trace"} for line in decision["lines"]]
+    return {**decision, "lines": lines}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(claim=claims(POLICY.model), as_of=st.one_of(st.none(), st.just(datetime.date(2026, 1, 24))))
+def test_compiled_and_interpreted_decisions_agree(claim, as_of):
+    compiled = POLICY.decide(claim, as_of)
+    interpreted = without_trace(INTERPRETED.decide(claim, as_of))
+    assert compiled == interpreted
+
+
+@settings(max_examples=200, deadline=None)
+@given(claim=claims(POLICY.model))
+def test_every_line_gets_a_contract_outcome(claim):
+    decision = POLICY.decide(claim)
+    assert [line["seq"] for line in decision["lines"]] == [line["seq"] for line in claim["lines"]]
+    for line in decision["lines"]:
+        assert line["outcome"] in {"covered", "denied", "pending", "refer", "not_applicable", "error"}
+        if line["outcome"] == "pending":
+            assert line["missing"] and line["missing"] == sorted(line["missing"])
+        if line["outcome"] in ("covered", "denied"):
+            assert line["reasons"]
+        if line["outcome"] == "denied":
+            assert line["category"] in {"not_reasonable_and_necessary", "incorrect_coding", "not_covered"}

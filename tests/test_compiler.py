@@ -1,0 +1,118 @@
+"""The generated predicates: readable, deterministic, safe, and traceable to policy lines."""
+
+from __future__ import annotations
+
+import datetime
+import linecache
+import traceback
+from pathlib import Path
+
+import pytest
+
+from compiler.runtime import LineContext
+from medpol.api import compile_text, load_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "policies" / "external-infusion-pump.policy"
+
+HOSTILE = "x'); __import__('os').system('touch {mark}'); ('"
+
+SMALL = """\
+policy demo "Demo {hostile}"
+  revision 1 dated 2026-01-01 effective 2026-01-01
+
+facts
+  setting: bool
+    "{hostile}"
+
+codes pumps "pumps {hostile}"
+  E0781 "{hostile}"
+
+section s "{hostile}"
+  rule s.refer
+    "{hostile}"
+    refer E0781 to "{hostile}" when place_of_service is "{hostile}"
+  rule s.cover
+    cover E0781 when setting
+  rule s.otherwise
+    otherwise deny as not reasonable and necessary
+"""
+
+
+def _claim(pos: str) -> dict:
+    return {
+        "id": "c1",
+        "member": {"id": "m", "birth_date": "1970-01-01", "line_of_business": "commercial"},
+        "diagnoses": [],
+        "lines": [{"seq": 1, "hcpcs": "E0781", "service_date": "2026-02-01", "place_of_service": pos}],
+        "facts": {"setting": True},
+    }
+
+
+def test_policy_strings_stay_strings_in_generated_code(tmp_path):
+    """A policy string written as code is carried as data and never executed."""
+    mark = tmp_path / "pwned"
+    hostile = HOSTILE.format(mark=mark).replace('"', "")
+    policy = compile_text(SMALL.format(hostile=hostile), str(tmp_path / "demo.policy"))
+    assert not mark.exists()
+    assert repr(hostile) in policy.python_source
+    decided = policy.decide(_claim(hostile))
+    assert decided["lines"][0]["outcome"] == "refer"
+    assert decided["lines"][0]["refer_to"] == hostile
+    assert policy.decide(_claim("12"))["lines"][0]["outcome"] == "covered"
+    assert not mark.exists()
+
+
+def test_generated_code_is_deterministic():
+    text = POLICY.read_text()
+    first = compile_text(text, str(POLICY)).python_source
+    second = compile_text(text, str(POLICY)).python_source
+    assert first == second
+    assert "def rule_" in first and "PREDICATES = {" in first
+
+
+def test_generated_code_is_registered_for_tracebacks():
+    """A failure inside a predicate shows the generated line, which names the policy line."""
+    policy = load_policy(POLICY)
+    rule = next(r for r in policy.model.rules if r.id == "J.blinatumomab")
+    predicate = policy.engine.predicates[rule.id]
+    filename = predicate.__code__.co_filename
+    assert filename.startswith("<medpol generated")
+    assert linecache.getlines(filename), "generated source is in linecache"
+    # A fact of the wrong type, slipped past the claim reader, fails inside the predicate.
+    facts = {
+        "home_parenteral_necessary": True,
+        "pump_necessary_for_safety": True,
+        "infusion_hours": "many",
+        "prolonged_infusion_efficacy_proven": True,
+        "regimen_advantage_proven": True,
+    }
+    ctx = LineContext(
+        facts,
+        datetime.date(2026, 2, 1),
+        ("C9100",),
+        ("E0781",),
+        (),
+        1,
+        datetime.date(2000, 1, 1),
+        "commercial",
+        True,
+        None,
+        {},
+    )
+    with pytest.raises(TypeError) as info:
+        predicate(ctx)
+    text = "".join(traceback.format_exception(info.value))
+    line = next(i for i, t in enumerate(POLICY.read_text().splitlines(), 1) if "infusion_hours >= 8 hours" in t)
+    assert f"external-infusion-pump.policy:{line}" in text
+
+
+def test_show_python_prints_the_predicates(capsys):
+    from click.testing import CliRunner
+
+    from medpol.cli import main
+
+    result = CliRunner().invoke(main, ["compile", str(POLICY), "--show-python"])
+    assert result.exit_code == 0
+    assert "'J.blinatumomab'" in result.output
+    assert "external-infusion-pump.policy:" in result.output
