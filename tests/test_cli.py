@@ -1,0 +1,105 @@
+"""The medpol command line: exit codes, batches that never lose a claim, what-if dates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from medpol.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = str(ROOT / "policies" / "external-infusion-pump.policy")
+CLAIMS = ROOT / "tests" / "fixtures" / "contract" / "claims.jsonl"
+FIRST = json.loads(CLAIMS.read_text().splitlines()[0])
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def decisions(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def test_check_passes_on_the_bundled_policies():
+    result = run("check", str(ROOT / "policies"))
+    assert result.exit_code == 0
+    assert "0 errors" in result.output
+
+
+def test_check_reports_errors_with_exit_1(tmp_path):
+    bad = tmp_path / "bad.policy"
+    bad.write_text(Path(POLICY).read_text().replace("cd19_positive\n            ph_negative", "cd19_postive\n"
+                                                     "            ph_negative"))
+    result = run("check", str(bad))
+    assert result.exit_code == 1
+    assert "error[undefined-fact]" in result.output
+    assert "did you mean `cd19_positive`?" in result.output
+
+
+def test_eval_with_a_broken_policy_exits_1_and_decides_nothing(tmp_path):
+    bad = tmp_path / "bad.policy"
+    bad.write_text("policy x \"X\"\n  revision 1 dated 2026-01-01 effective 2026-01-01\nsection s \"S\"\n  rule r\n    cover E0781 when\n")
+    result = run("eval", str(bad), str(CLAIMS))
+    assert result.exit_code == 1
+    assert not decisions(result.stdout) if hasattr(result, "stdout") else True
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run("eval", POLICY, str(tmp_path / "missing.jsonl")).exit_code == 2
+    assert run("eval", POLICY, str(CLAIMS), "--as-of", "2026-13-01").exit_code == 2
+    assert run("check", str(tmp_path / "nothing-here")).exit_code == 2
+    assert run("frobnicate").exit_code == 2
+
+
+def test_batch_keeps_every_claim_in_order_even_malformed_ones(tmp_path):
+    lines = CLAIMS.read_text().splitlines()
+    batch = [lines[0], "{not json", json.dumps({"id": "no-lines", "member": FIRST["member"], "diagnoses": []}),
+             "", lines[3]]
+    path = tmp_path / "batch.jsonl"
+    path.write_text("\n".join(batch) + "\n")
+    result = run("eval", POLICY, str(path))
+    assert result.exit_code == 0
+    out = decisions(result.output)
+    assert [d["claim"] for d in out] == [FIRST["id"], None, "no-lines", json.loads(lines[3])["id"]]
+    assert out[1]["outcome"] == "error" and "batch.jsonl:2" in out[1]["message"]
+    assert out[2]["outcome"] == "error" and out[2]["field"] == "lines"
+
+
+def test_stdin_and_out_file(tmp_path):
+    out = tmp_path / "decisions.jsonl"
+    result = run("eval", POLICY, "-", "--out", str(out), input=CLAIMS.read_text())
+    assert result.exit_code == 0
+    assert len(decisions(out.read_text())) == len(CLAIMS.read_text().splitlines())
+
+
+def test_as_of_decides_as_if_served_that_day(tmp_path):
+    claim = tmp_path / "claim.json"
+    claim.write_text(json.dumps(FIRST))
+    after = decisions(run("eval", POLICY, str(claim)).output)[0]
+    before = decisions(run("eval", POLICY, str(claim), "--as-of", "2026-01-24").output)[0]
+    assert [line["outcome"] for line in after["lines"]] == ["covered"] * 3
+    assert [line["outcome"] for line in before["lines"]] == ["denied"] * 3
+
+
+def test_explain_shows_the_clause_out_of_effect_and_what_would_change(tmp_path):
+    claim = tmp_path / "claim.json"
+    claim.write_text(json.dumps(FIRST))
+    result = run("eval", POLICY, str(claim), "--as-of", "2026-01-20", "--explain")
+    assert result.exit_code == 0
+    assert "line 1 E0781: denied (not reasonable and necessary)" in result.output
+    assert "item 3 (effective 2026-01-25)" in result.output
+    assert "not in effect on 2026-01-20" in result.output
+    assert "facts that would change the outcome: all_setting" in result.output
+
+
+def test_explain_of_a_pending_line_names_the_missing_fact(tmp_path):
+    claim = dict(FIRST)
+    claim["facts"] = {k: v for k, v in FIRST["facts"].items() if k != "cd19_positive"}
+    path = tmp_path / "claim.json"
+    path.write_text(json.dumps(claim))
+    result = run("eval", POLICY, str(path), "--explain")
+    assert "pending (needs cd19_positive)" in result.output
+    assert "would decide it: cd19_positive" in result.output
