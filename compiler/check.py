@@ -291,6 +291,11 @@ class _Checker:
                 self.used_sets.add(ref.name)
                 if not self._is_codes(ref.name):
                     self.report(ref, "undefined-set", f"`{ref.name}` is not a code, code set or drug")
+        elif isinstance(cond, ir.DrugIn):
+            for ref in cond.codes.include:
+                self.used_sets.add(ref.name)
+                if not self._is_codes(ref.name):
+                    self.report(ref, "undefined-set", f"`{ref.name}` is not a code, code set or drug")
         elif isinstance(cond, ir.LineCovered):
             if not HCPCS.match(cond.code):
                 self.report(cond, "malformed-hcpcs", f"`{cond.code}` is not a HCPCS Level II code")

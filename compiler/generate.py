@@ -86,6 +86,7 @@ class CodeGenerator:
         head.append("from compiler.runtime import age as _age")
         head.append("from compiler.runtime import billed_with as _billed_with")
         head.append("from compiler.runtime import builtin as _builtin")
+        head.append("from compiler.runtime import drug_in as _drug_in")
         head.append("from compiler.runtime import dx_in as _dx_in")
         head.append("from compiler.runtime import line_covered as _line_covered")
         head.append("from compiler.runtime import within_before as _within_before")
@@ -336,6 +337,13 @@ class CodeGenerator:
         other = self._members(cond.other_than) if cond.other_than is not None else "None"
         v = self.var()
         self.writeline(f"{v} = _billed_with(x, {codes}, {other})", cond)
+        return v
+
+    def emit_DrugIn(self, cond, owner):
+        codes = self._members(cond.codes)
+        fact = self.model.follow.drug_fact if self.model.follow else "drug"
+        v = self.var()
+        self.writeline(f"{v} = _drug_in(x, {codes}, {self.missing_const(fact)})", cond)
         return v
 
     def emit_LineCovered(self, cond, owner):

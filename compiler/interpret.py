@@ -120,6 +120,10 @@ class Interpreter:
             other = self.targets(cond.other_than) if cond.other_than is not None else None
             self._used(node, "lines", list(ctx.codes))
             return runtime.billed_with(ctx, self.targets(cond.codes), other)
+        if isinstance(cond, ir.DrugIn):
+            self._used(node, "drug", ctx.drug)
+            fact = self.model.follow.drug_fact if self.model.follow else "drug"
+            return runtime.drug_in(ctx, self.targets(cond.codes), frozenset((fact,)))
         if isinstance(cond, ir.LineCovered):
             value = runtime.line_covered(ctx, cond.code)
             self._used(node, cond.code, [o for o, _ in ctx.status.get(cond.code, ())] or "not billed")

@@ -19,6 +19,8 @@ BUILTIN_FACTS: dict[str, ir.FactType] = {
     "line_of_business": ir.FactType("enum", values=("commercial", "medicare", "medicaid")),
     "supplier_licensed_in_state": ir.FactType("bool"),
     "place_of_service": ir.FactType("text"),
+    # True while the member's own pump stands in for a pump line (see the follow rule).
+    "pump_owned": ir.FactType("bool"),
 }
 ALL_DRUGS = "drugs"
 

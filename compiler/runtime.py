@@ -31,6 +31,8 @@ class LineContext:
         "place_of_service",
         "status",
         "hits",
+        "drug",
+        "owned",
     )
 
     def __init__(
@@ -48,6 +50,8 @@ class LineContext:
         self.place_of_service = place_of_service
         self.status = status  # HCPCS -> list of (outcome, missing) of lines already decided
         self.hits = []  # clause ids that held, for the reasons of a decision
+        self.drug = None  # the drug this line is about; None when the claim does not say
+        self.owned = False  # the member's own pump stands in for a pump line
 
 
 def builtin(ctx: LineContext, name: str):
@@ -57,6 +61,8 @@ def builtin(ctx: LineContext, name: str):
         return ctx.licensed
     if name == "place_of_service":
         return ctx.place_of_service
+    if name == "pump_owned":
+        return ctx.owned
     return None
 
 
@@ -64,7 +70,9 @@ def age(ctx: LineContext, unit: str | None) -> int:
     """Whole calendar months or years completed on the day of service."""
     born, day = ctx.birth_date, ctx.day
     months = (day.year - born.year) * 12 + (day.month - born.month)
-    if day.day < born.day:
+    # A month is completed on the same day of the month, or on the month's last day
+    # when it has no such day (born January 31: one month old on February 28).
+    if day.day < born.day and (day + datetime.timedelta(days=1)).month == day.month:
         months -= 1
     if unit in ("month", "months"):
         return months
@@ -104,6 +112,12 @@ def dx_in(ctx: LineContext, sets: tuple[DiagnosisSet, ...]) -> bool:
             if s.contains(code, day):
                 return True
     return False
+
+
+def drug_in(ctx: LineContext, codes: Members, unknown: frozenset):
+    if ctx.drug is None:
+        return unknown
+    return in_members(codes, ctx.drug, ctx.day)
 
 
 def billed_with(ctx: LineContext, codes: Members, other_than: Members | None) -> bool:

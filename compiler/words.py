@@ -60,6 +60,8 @@ def describe(cond, top: bool = True) -> str:
         if cond.other_than is not None:
             text += " other than " + targets(cond.other_than)
         return text
+    if isinstance(cond, ir.DrugIn):
+        return "drug in " + targets(cond.codes)
     if isinstance(cond, ir.LineCovered):
         return f"{cond.code} is covered"
     if isinstance(cond, ir.HasModifier):

@@ -294,6 +294,14 @@ class BilledWith:
 
 
 @attrs.frozen
+class DrugIn:
+    """The drug the line is about: its own code, or for a pump the drug it administers."""
+
+    codes: Targets
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
 class LineCovered:
     code: str
     span: Span = attrs.field(eq=False)
@@ -333,6 +341,7 @@ Condition = (
     | Compare
     | DiagnosisIn
     | BilledWith
+    | DrugIn
     | LineCovered
     | HasModifier
     | WithinBefore

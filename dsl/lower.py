@@ -642,6 +642,9 @@ class _Lower(Transformer):
             _span(meta),
         )
 
+    def drug_in(self, meta, children):
+        return ir.DrugIn(ir.Targets(tuple(_as_ref(c) for c in children[0]), span=_span(meta)), _span(meta))
+
     def line_covered(self, meta, children):
         return ir.LineCovered(str(children[0]), _span(meta))
 

@@ -145,6 +145,8 @@ def _diagnose(err: UnexpectedInput, path: str, text: str) -> Diagnostic:
         column = tok.column if tok.column is not None else err.column
         expected = err.accepts or err.expected
         if tok.type == "_INDENT":
+            # The indent token carries the position of the newline before it.
+            line = tok.end_line or line
             return Diagnostic(
                 path,
                 line,

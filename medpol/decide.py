@@ -75,6 +75,51 @@ class Engine:
         # Whether a rule can reach a pump line through the drug it administers.
         # A rule that also names supplies speaks of the lines it names, not of the pump.
         self.by_drug = {rule.id: _by_drug(model.targets.get(rule.id, {}), model) for rule in model.rules}
+        self._plans: dict[tuple, list] = {}
+
+    def plan(self, code: str, subject: str, pump: bool, follower: bool, virtual: bool) -> list:
+        """The rules that can decide such a line, in precedence order, with the windows to test.
+
+        Which rules name a code does not change from claim to claim, so this is worked
+        out once per kind of line; only the effective windows are tested per line.
+        """
+        key = (code, subject, pump, follower, virtual)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        plan = []
+        for rule in self.rules:
+            kind = rule.kind
+            windows: list = [] if rule.window.always else [rule.window]
+            if kind == "follow":
+                if follower:
+                    plan.append((rule, kind, windows or None))
+                continue
+            if kind == "otherwise":
+                plan.append((rule, kind, windows or None))
+                continue
+            members = self.targets[rule.id]
+            if rule.targets.all_lines:
+                if virtual:
+                    continue
+                plan.append((rule, kind, windows or None))
+                continue
+            own = code in members
+            via_drug = (
+                pump and kind != "limit" and self.by_drug[rule.id] and (subject == UNKNOWN_DRUG or subject in members)
+            )
+            if own:
+                if members[code] is not None:
+                    windows.append(members[code])
+                plan.append((rule, kind, windows or None))
+            elif via_drug and subject == UNKNOWN_DRUG:
+                plan.append((rule, "unknown-drug", windows or None))
+            elif via_drug:
+                if members[subject] is not None:
+                    windows.append(members[subject])
+                plan.append((rule, kind, windows or None))
+        self._plans[key] = plan
+        return plan
 
     # ------------------------------------------------------------ claims
 
@@ -163,10 +208,30 @@ class _ClaimRun:
         self.status: dict[str, list] = {}
         e = engine
         self.pump_lines = {p.index for p in prepared if in_members(e.pumps, p.code, p.day)}
-        self.drug_lines = [p for p in prepared if in_members(e.drug_codes, p.code, p.day)]
+        # A drug line is a line of a drug the policy names, in effect on its date or not:
+        # a pump administering a drug the policy does not (yet) cover is decided by it.
+        self.drug_lines = [p for p in prepared if p.code in e.drug_codes]
         self._pump_cache: dict[tuple, dict] = {}
+        self._drugs: list[str] | None = None
 
     # ------------------------------------------------------------ contexts
+
+    def new_ctx(self, p: _Prepared) -> LineContext:
+        c = self.claim
+        line = p.line
+        return LineContext(
+            p.facts,
+            p.day,
+            c.diagnoses,
+            self.codes,
+            line.modifiers,
+            line.units,
+            c.birth_date,
+            c.line_of_business,
+            c.supplier_licensed_in_state,
+            line.place_of_service,
+            self.status,
+        )
 
     def ctx(self, p: _Prepared) -> LineContext:
         if p.ctx is None:
@@ -190,10 +255,13 @@ class _ClaimRun:
 
     def subjects(self, p: _Prepared) -> list[str]:
         """The drugs a pump (or the supplies that follow it) serves on this claim."""
+        if self._drugs is not None and self._drugs:
+            return self._drugs
         drugs = []
         for d in self.drug_lines:
             if d.code not in drugs:
                 drugs.append(d.code)
+        self._drugs = drugs
         if drugs:
             return drugs
         named = p.facts.get(self.e.drug_fact) if self.e.drug_fact else None
@@ -249,20 +317,21 @@ class _ClaimRun:
     def walk(self, p: _Prepared, subject: str, pump: bool, follower: bool = False, virtual: str | None = None) -> dict:
         """Walk the rules in precedence order; the first that holds decides."""
         e = self.e
-        ctx = self.ctx(p)
+        # The member's own pump is decided in a context of its own, so the line that
+        # follows it keeps its own.
+        ctx = self.ctx(p) if virtual is None else self.new_ctx(p)
+        ctx.drug = None if subject == UNKNOWN_DRUG else subject
+        ctx.owned = virtual is not None
         day = p.day
         code = virtual if virtual is not None else p.code
         unknown: list[tuple[tuple, frozenset]] = []
         tried_covers: list[str] = []
         own_covers: list[tuple[str, list]] = []
         trace: list | None = [] if e.tracer is not None else None
-        for rule in e.rules:
-            if not rule.window.contains(day):
+        for rule, kind, windows in e.plan(code, subject, pump, follower, virtual is not None):
+            if windows is not None and not all(_in_effect(w, day) for w in windows):
                 continue
-            kind = rule.kind
             if kind == "follow":
-                if not follower:
-                    continue
                 decided = self._follow(p, rule, own_covers, trace)
                 if decided["outcome"] == "pending":
                     unknown.append((("pending-pump",), frozenset(decided["missing"])))
@@ -277,22 +346,7 @@ class _ClaimRun:
                     "reasons": [e.reasons[rule.id]] + [e.reasons[r] for r in tried_covers],
                 }
                 return self._settle(decided, unknown, trace)
-            members = e.targets[rule.id]
-            if rule.targets.all_lines:
-                if virtual is not None:
-                    continue
-                own = True
-            else:
-                own = virtual is None and in_members(members, code, day)
-            via_drug = (
-                pump
-                and kind != "limit"
-                and e.by_drug[rule.id]
-                and (subject == UNKNOWN_DRUG or in_members(members, subject, day))
-            )
-            if not own and not via_drug:
-                continue
-            if not own and subject == UNKNOWN_DRUG:
+            if kind == "unknown-drug":
                 # The rule decides the pump by its drug, and the claim does not say which.
                 unknown.append((_rule_key(rule), frozenset((e.drug_fact,))))
                 continue
@@ -407,6 +461,13 @@ class _ClaimRun:
         return total > cap, (
             f"{total:g} units in {day.year}-{day.month:02d} through this line; the limit is {cap:g} units"
         )
+
+
+def _in_effect(window, day: datetime.date) -> bool:
+    """A rule's window, or the windows in which a code set names the code."""
+    if isinstance(window, tuple):
+        return any(w.contains(day) for w in window)
+    return window.contains(day)
 
 
 def _by_drug(members, model: Model) -> bool:

@@ -31,8 +31,11 @@ def test_check_passes_on_the_bundled_policies():
 
 def test_check_reports_errors_with_exit_1(tmp_path):
     bad = tmp_path / "bad.policy"
-    bad.write_text(Path(POLICY).read_text().replace("cd19_positive\n            ph_negative", "cd19_postive\n"
-                                                     "            ph_negative"))
+    bad.write_text(
+        Path(POLICY)
+        .read_text()
+        .replace("cd19_positive\n            ph_negative", "cd19_postive\n            ph_negative")
+    )
     result = run("check", str(bad))
     assert result.exit_code == 1
     assert "error[undefined-fact]" in result.output
@@ -41,7 +44,9 @@ def test_check_reports_errors_with_exit_1(tmp_path):
 
 def test_eval_with_a_broken_policy_exits_1_and_decides_nothing(tmp_path):
     bad = tmp_path / "bad.policy"
-    bad.write_text("policy x \"X\"\n  revision 1 dated 2026-01-01 effective 2026-01-01\nsection s \"S\"\n  rule r\n    cover E0781 when\n")
+    bad.write_text(
+        'policy x "X"\n  revision 1 dated 2026-01-01 effective 2026-01-01\nsection s "S"\n  rule r\n    cover E0781 when\n'
+    )
     result = run("eval", str(bad), str(CLAIMS))
     assert result.exit_code == 1
     assert not decisions(result.stdout) if hasattr(result, "stdout") else True
@@ -56,8 +61,13 @@ def test_usage_errors_exit_2(tmp_path):
 
 def test_batch_keeps_every_claim_in_order_even_malformed_ones(tmp_path):
     lines = CLAIMS.read_text().splitlines()
-    batch = [lines[0], "{not json", json.dumps({"id": "no-lines", "member": FIRST["member"], "diagnoses": []}),
-             "", lines[3]]
+    batch = [
+        lines[0],
+        "{not json",
+        json.dumps({"id": "no-lines", "member": FIRST["member"], "diagnoses": []}),
+        "",
+        lines[3],
+    ]
     path = tmp_path / "batch.jsonl"
     path.write_text("\n".join(batch) + "\n")
     result = run("eval", POLICY, str(path))

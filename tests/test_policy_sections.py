@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from claimbuilder import BUILT, DOS, DROP, SET1, SET2, claim, hist, line, merge
 
 from medpol.api import load_policy
+from tests.claimbuilder import BUILT, DOS, DROP, SET1, SET2, claim, hist, line, merge
 
 POLICY_PATH = Path(__file__).parent.parent / "policies" / "external-infusion-pump.policy"
 
@@ -372,6 +372,9 @@ SITUATIONS_ABCG = [
     case("B-fentanyl-covered", pump_claim("J3010", merge(SET1, PAIN)), *trio(COV("B.narcotic_analgesics"))),
     case("B-meperidine-denied", pump_claim("J2175", merge(SET1, PAIN)), *trio(NRN("B.except_meperidine"))),
     case(
+        "B-meperidine-without-any-facts-denied-not-pending", pump_claim("J2175", {}), *trio(NRN("B.except_meperidine"))
+    ),
+    case(
         "B-hydromorphone-oral-regimen-not-failed-denied",
         pump_claim("J1170", merge(SET1, PAIN, oral_transdermal_failed_or_intolerant=False)),
         *trio(NRN("misc.criteria_not_met")),
@@ -521,6 +524,19 @@ SITUATION_D = [
         *trio(NRN("misc.criteria_not_met")),
     ),
     case(
+        "D-dobutamine-not-symptomatic-other-items-unknown-denied",
+        inotrope(
+            symptomatic_despite_gdmt=False,
+            inotrope_goal=DROP,
+            eligible_for_mcs_or_transplant=DROP,
+            advanced_hf_cardiologist_evaluation=DROP,
+            improvement_documented_at_discharge=DROP,
+            evaluated_every_three_months=DROP,
+            hf_team_financial_relationship_with_supplier=DROP,
+        ),
+        *trio(NRN("misc.criteria_not_met")),
+    ),
+    case(
         "D-dobutamine-improvement-fact-missing-pending",
         inotrope(improvement_documented_at_discharge=DROP),
         *trio(PEND("improvement_documented_at_discharge")),
@@ -576,6 +592,38 @@ SITUATION_E = [
         NRN("E.pump_k0455"),
         NRN(),
         NRN("misc.follow_pump"),
+    ),
+    case(
+        "E-pump_drug-epoprostenol-on-E0781-denied",
+        claim("E0781", "A4221", facts=merge(SET1, E_ITEMS, pump_drug="J1325"), diagnoses=PH),
+        NRN("E.pump_k0455"),
+        NRN("misc.follow_pump"),
+    ),
+    case(
+        "E-pump_drug-epoprostenol-on-K0455-covered",
+        claim("K0455", "A4221", facts=merge(SET1, E_ITEMS, pump_drug="J1325"), diagnoses=PH),
+        COV("E.prostacyclin"),
+        COV("misc.follow_pump"),
+    ),
+    case(
+        "E-owned-pump-K0455-drug-covered",
+        claim("J1325", "A4221", facts=merge(SET1, E_ITEMS, owned_pump="K0455"), diagnoses=PH),
+        COV("E.prostacyclin", "misc.follow_pump"),
+        COV("misc.follow_pump"),
+    ),
+    case(
+        "E-owned-pump-E0781-not-K0455-drug-and-supply-denied",
+        claim("J1325", "A4221", facts=merge(SET1, E_ITEMS, owned_pump="E0781"), diagnoses=PH),
+        NRN(),
+        NRN(),
+    ),
+    case(
+        "E-K0455-and-E0781-both-billed-K0455-covered-E0781-denied",
+        claim("K0455", "E0781", "J1325", "A4221", facts=merge(SET1, E_ITEMS), diagnoses=PH),
+        COV("E.prostacyclin"),
+        NRN("E.pump_k0455"),
+        COV("E.prostacyclin"),
+        COV("misc.follow_pump"),
     ),
     case(
         "E-secondary-to-respiratory-disorder-denied",
@@ -681,6 +729,15 @@ SITUATION_F = [
         "F-gallium-serum-calcium-below-12-does-not-decide-covered",
         pump_claim("J1457", merge(F_FACTS, corrected_serum_calcium_mg_dl=11.2), HYPERCALCEMIA),
         *trio(COV("F.gallium_nitrate")),
+    ),
+    case(
+        "F-owned-pump-sixth-day-denied",
+        gallium(
+            line("J1457", "2026-02-06"),
+            owned_pump="E0781",
+            history=days("2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04", "2026-02-05"),
+        ),
+        NRN("F.five_days"),
     ),
     case(
         "F-fifth-day-covered-sixth-day-denied",
@@ -943,6 +1000,7 @@ SITUATION_J = [
         blin(CD19, birth_date="2026-01-10"),
         *trio(COV("J.blinatumomab.cd19_ph_negative")),
     ),
+    case("J-relapsed-cycle-unknown-pending", blin(merge(RELAPSED, cycle_number=DROP)), *trio(PEND("cycle_number"))),
     case("J-cd19-positive-unknown-pending", blin(merge(CD19, cd19_positive=DROP)), *trio(PEND("cd19_positive"))),
     case(
         "J-cd19-ph-negative-as-of-2026-01-24-denied",
@@ -987,6 +1045,24 @@ SITUATION_J = [
     case(
         "J-J7356-as-of-2026-01-24-not-applicable",
         claim("J7356", facts=merge(J7356_FACTS, owned_pump="E0779"), diagnoses=PD),
+        NA,
+        as_of=datetime.date(2026, 1, 24),
+    ),
+    case(
+        "J-J7356-with-pump_drug-on-2026-01-24-pump-denied",
+        claim(line("E0779", "2026-01-24"), facts=merge(J7356_FACTS, pump_drug="J7356"), diagnoses=PD),
+        NRN("misc.criteria_not_met"),
+    ),
+    case(
+        "J-J7356-with-pump-line-on-2026-01-24-pump-denied-drug-not-applicable",
+        claim(line("E0779", "2026-01-24"), line("J7356", "2026-01-24"), facts=J7356_FACTS, diagnoses=PD),
+        NRN("misc.criteria_not_met"),
+        NA,
+    ),
+    case(
+        "J-J7356-with-pump-line-as-of-2026-01-24-pump-denied-drug-not-applicable",
+        claim("E0779", "J7356", facts=J7356_FACTS, diagnoses=PD),
+        NRN("misc.criteria_not_met"),
         NA,
         as_of=datetime.date(2026, 1, 24),
     ),
@@ -1087,6 +1163,16 @@ VIAL_LIMIT = [
         NRN("J.vials"),
     ),
     case(
+        "vials-owned-pump-single-line-910-units-denied",
+        claim(line("J9039", "2026-03-10", units=910), facts=merge(RELAPSED, owned_pump="E0781"), diagnoses=B_ALL),
+        NRN("J.vials"),
+    ),
+    case(
+        "vials-owned-pump-875-units-covered",
+        claim(line("J9039", "2026-03-10", units=875), facts=merge(RELAPSED, owned_pump="E0781"), diagnoses=B_ALL),
+        COV("J.blinatumomab"),
+    ),
+    case(
         "vials-other-drug-history-not-counted",
         vials(
             line("E0781", "2026-03-10"),
@@ -1147,6 +1233,18 @@ MISCELLANEOUS = [
     case(
         "follow-pump-without-drug-line-or-pump_drug-pending", claim("E0781", diagnoses=CHRONIC_IRON), PEND("pump_drug")
     ),
+    case(
+        "follow-supplies-of-pump-without-drug-pending-on-pump_drug",
+        claim("E0781", "A4221", "K0601", diagnoses=CHRONIC_IRON),
+        *[PEND("pump_drug")] * 3,
+    ),
+    case(
+        "follow-pump-covered-for-deferoxamine-not-for-meperidine",
+        claim("E0781", "J0895", "J2175", facts=merge(SET1, PAIN), diagnoses=CHRONIC_IRON),
+        COV("commonly_used.deferoxamine"),
+        COV("misc.follow_pump"),
+        NRN("B.except_meperidine"),
+    ),
     # owned pump, no pump line
     case(
         "owned-pump-drug-and-supplies-covered-when-criteria-hold",
@@ -1191,6 +1289,16 @@ MISCELLANEOUS = [
         NRN("misc.heparin"),
         NRN(),
     ),
+    case(
+        "heparin-pulmonary-embolism-without-criteria-facts-denied",
+        pump_claim("J1644", {}, ["I26.99"]),
+        *trio(NRN("misc.heparin")),
+    ),
+    case(
+        "heparin-owned-pump-denied",
+        claim("J1644", facts=merge(SET1, owned_pump="E0781"), diagnoses=["I26.99"]),
+        NRN("misc.heparin"),
+    ),
     case("heparin-dvt-I82.401-denied", pump_claim("J1644", SET1, ["I82.401"]), NRN(), NRN("misc.heparin"), NRN()),
     # infusion controller
     case("E1399-alone-denied", claim("E1399"), NRN("misc.infusion_controller")),
@@ -1229,6 +1337,17 @@ MISCELLANEOUS = [
         COV(),
         NRN(),
         COV(),
+    ),
+    case(
+        "iv-pole-with-covered-E0791-and-ambulatory-E0779-denied",
+        claim("E0791", "E0779", "E0776", "J0895", diagnoses=CHRONIC_IRON),
+        COV(),
+        COV(),
+        NRN("misc.iv_pole_ambulatory"),
+        COV(),
+    ),
+    case(
+        "iv-pole-with-pending-E0791-pending", claim("E0791", "E0776", "J2270"), *[PEND("intractable_cancer_pain")] * 3
     ),
     case("iv-pole-alone-denied", claim("E0776", diagnoses=CHRONIC_IRON), NRN()),
     case("iv-pole-with-denied-E0791-denied", claim("E0791", "E0776", "J0895", diagnoses=NOT_IRON), NRN(), NRN(), NRN()),
@@ -1302,6 +1421,20 @@ MISCELLANEOUS = [
         COV("misc.follow_pump"),
     ),
     case(
+        "A4222-8h-infusion-is-not-intermittent-4-bags-3-doses-covered",
+        claim("E0781", "J0133", line("A4222", units=4), facts=merge(SET1, infusion_hours=8, doses=3)),
+        COV(),
+        COV(),
+        COV("misc.follow_pump"),
+    ),
+    case(
+        "A4222-line-fact-doses-overrides-claim-fact-covered",
+        claim("E0781", "J0133", line("A4222", units=4, facts={"doses": 4}), facts=merge(SET2, doses=3)),
+        COV(),
+        COV(),
+        COV("misc.follow_pump"),
+    ),
+    case(
         "A4222-intermittent-doses-unknown-pending",
         claim("E0781", "J0133", line("A4222", units=4), facts=SET2),
         COV(),
@@ -1364,6 +1497,16 @@ MISCELLANEOUS = [
 @pytest.mark.parametrize(("c", "expected", "as_of"), MISCELLANEOUS)
 def test_miscellaneous(policy, c, expected, as_of):
     run_case(policy, c, expected, as_of)
+
+
+def test_compounded_drug_coded_q9977_is_not_incorrect_coding(policy):
+    """Q9977 and J7999 are the codes the policy asks for; a compounded Q9977 line is not incorrect coding."""
+    c = claim("E0781", "J0895", line("Q9977", facts={"compounded": True}), diagnoses=CHRONIC_IRON)
+    decision = decide(policy, c)
+    q = decision["lines"][2]
+    assert q["outcome"] != "error", q
+    assert q.get("category") != "incorrect_coding", q
+    assert "misc.compounded_coding" not in [r["rule"] for r in q.get("reasons", ())], q
 
 
 # ---------------------------------------------------------------- Exclusions and codes outside the policy
@@ -1562,6 +1705,12 @@ def test_line_fact_of_wrong_type_errors_that_line_naming_the_fact(policy):
     bad = decision["lines"][2]
     assert bad["outcome"] == "error" and "compounded" in bad["message"], bad
     check_line(decision["lines"][0], COV())
+
+
+def test_unknown_top_level_field_is_ignored(policy):
+    c = claim("E0781", "J0895", diagnoses=CHRONIC_IRON)
+    c["submitted_by"] = "clearinghouse-7"
+    check_decision(decide(policy, c), c, [COV("commonly_used.deferoxamine"), COV()])
 
 
 def test_batch_goes_on_after_a_malformed_claim(policy):
