@@ -73,6 +73,7 @@ class Revision:
     reviewed: str | None
     description: tuple[Passage, ...]
     span: Span = attrs.field(eq=False)
+    note: str | None = None
 
 
 @attrs.frozen

@@ -160,6 +160,9 @@ class _Lower(Transformer):
     def approved_by(self, meta, children):
         return ("approved_by", unquote(children[0]))
 
+    def note(self, meta, children):
+        return ("note", unquote(children[0]))
+
     def reviewed(self, meta, children):
         return ("reviewed", unquote(children[0]))
 
@@ -168,7 +171,7 @@ class _Lower(Transformer):
 
     def revision(self, meta, children):
         number, dated, effective, *rest = children
-        attrs_: dict = {"prepared_by": None, "approved_by": None, "reviewed": None}
+        attrs_: dict = {"prepared_by": None, "approved_by": None, "reviewed": None, "note": None}
         passages = []
         for item in rest:
             if item is None:

@@ -38,6 +38,7 @@ class CompiledPolicy:
         self.reasons = build_reasons(model, document)
         self.engine = Engine(model, predicates, self.reasons)
         self._interpreted: InterpretedPredicates | None = None
+        self.label = model.policy.path  # the version it was loaded from, for reports
 
     @property
     def id(self) -> str:
@@ -72,11 +73,15 @@ class CompiledPolicy:
         return self.interpreted().decide(claim, as_of)
 
 
-def _source_document(policy: ir.Policy) -> tuple[SourceDocument | None, str | None]:
+def _source_document(policy: ir.Policy, read_source=None) -> tuple[SourceDocument | None, str | None]:
     if not policy.source:
         return None, None
     base = os.path.dirname(policy.path) if policy.path and not policy.path.startswith("<") else "."
     doc_path = os.path.join(base, policy.source)
+    if read_source is not None:
+        # A version from git reads the source document as committed beside it.
+        text = read_source(policy.source)
+        return (SourceDocument(text) if text is not None else None), doc_path
     try:
         with open(doc_path, encoding="utf-8") as fh:
             return SourceDocument(fh.read()), doc_path
@@ -84,11 +89,11 @@ def _source_document(policy: ir.Policy) -> tuple[SourceDocument | None, str | No
         return None, doc_path
 
 
-def compile_text(text: str, path: str = "<policy>", *, strict: bool = True) -> CompiledPolicy:
+def compile_text(text: str, path: str = "<policy>", *, read_source=None) -> CompiledPolicy:
     """Run the whole pipeline on a policy's text: parse, lower, resolve, check, generate, load."""
     policy = read(text, path)
     model = resolve(policy)
-    document, doc_path = _source_document(policy)
+    document, doc_path = _source_document(policy, read_source)
     diagnostics = check(model, document, doc_path)
     errors = [d for d in diagnostics if d.severity == "error"]
     if errors:
@@ -98,9 +103,20 @@ def compile_text(text: str, path: str = "<policy>", *, strict: bool = True) -> C
     return CompiledPolicy(model, python_source, predicates, document, [d for d in diagnostics if d.severity != "error"])
 
 
-def load_policy(path: str | os.PathLike) -> CompiledPolicy:
-    """Read and compile a policy file; raises PolicyError with every diagnostic."""
+def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None) -> CompiledPolicy:
+    """Read and compile a policy file or a reference to a version of one (`path@r21`,
+    `path@2025-12-20`, `path@<commit>`); with `known_at`, the revision published on that day.
+
+    Raises PolicyError with every diagnostic, or RefError for a reference that names no version.
+    """
     path = str(path)
+    if known_at is not None or ("@" in path and not Path(path).exists()):
+        from medpol.revisions import resolve as resolve_ref
+
+        version = resolve_ref(path, known_at)
+        compiled = compile_text(version.text, version.path, read_source=version.source_reader)
+        compiled.label = version.label
+        return compiled
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

@@ -40,11 +40,15 @@ def _print_problems(err: PolicyError) -> None:
     click.echo(err.render(), err=True)
 
 
-def _load(path: str):
+def _load(path: str, known_at: datetime.date | None = None):
     from medpol.api import load_policy
+    from medpol.revisions import RefError
 
     try:
-        return load_policy(path)
+        return load_policy(path, known_at)
+    except RefError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
     except PolicyError as err:
         _print_problems(err)
         errors = sum(1 for d in err.diagnostics if d.severity == "error")
@@ -143,11 +147,22 @@ def _jsonl(stream, name: str) -> Iterator[object]:
     help="Write decisions to this file instead of stdout.",
 )
 @click.option("--explain", is_flag=True, help="Print each decision as a tree of the criteria that held or failed.")
-def eval_cmd(policy: str, claims: str, as_of, out_path: str | None, explain: bool) -> None:
-    """Decide CLAIMS (.json, .jsonl, or - for stdin) under POLICY; one decision per claim, in order."""
+@click.option(
+    "--known-at",
+    type=DATE,
+    default=None,
+    help="Decide under the revision that was published on this date (YYYY-MM-DD), from git.",
+)
+def eval_cmd(policy: str, claims: str, as_of, out_path: str | None, explain: bool, known_at) -> None:
+    """Decide CLAIMS (.json, .jsonl, or - for stdin) under POLICY; one decision per claim, in order.
+
+    POLICY is a file or a reference to a version of it: `path@r21`, `path@2025-12-20`,
+    `path@<commit or tag>`. Two clocks are kept apart: each line's date of service (or
+    --as-of) picks the rules in effect inside a revision; --known-at picks the revision.
+    """
     from medpol.explain import render
 
-    compiled = _load(policy)
+    compiled = _load(policy, _date(known_at))
     day = _date(as_of)
     engine = compiled.interpreted() if explain else compiled.engine
     out = open(out_path, "wb") if out_path else sys.stdout.buffer  # noqa: SIM115 - closed below
@@ -177,6 +192,51 @@ def eval_cmd(policy: str, claims: str, as_of, out_path: str | None, explain: boo
             out.close()
         else:
             out.flush()
+
+
+@main.command("history", context_settings={"ignore_unknown_options": False})
+@click.argument("args", nargs=-1, required=True)
+@click.option("--into", default=None, help="With `history import FOLDER`: the policy file to build history for.")
+def history_cmd(args: tuple[str, ...], into: str | None) -> None:
+    """List the revisions of POLICY from git, newest first; or `history import FOLDER --into POLICY`.
+
+    A revision is recognised by the revision header of the file at each commit that
+    changed it; several commits with one revision number are one revision.
+    """
+    from medpol.revisions import RefError, history, import_history
+
+    try:
+        if args[0] == "import":
+            if len(args) != 2 or not into:
+                raise click.UsageError("usage: medpol history import FOLDER --into POLICY")
+            revisions = import_history(args[1], into)
+            click.echo(f"imported {len(revisions)} revisions into {into}", err=True)
+            return
+        if len(args) != 1:
+            raise click.UsageError("usage: medpol history POLICY")
+        revisions = history(args[0])
+    except RefError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    rows = [("revision", "dated", "effective", "commit", "author", "description")]
+    for rev in revisions:
+        rows.append(
+            (
+                rev.number,
+                str(rev.dated or ""),
+                str(rev.effective or ""),
+                rev.short or "(working tree)",
+                rev.author or "",
+                _clip(rev.description, 70),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _without_trace(decision: dict) -> dict:
