@@ -27,18 +27,38 @@ THERAPIES = [
     ("E0781", "J9039", "C91.00", {"all_setting": "relapsed_refractory", "cycle_number": 3}),
     ("E0791", "J0895", "E83.111", {}),
     ("E0779", "J2270", "C34.90", {"intractable_cancer_pain": True}),
-    ("K0455", "J1325", "I27.0", {"ph_secondary_to_venous_or_respiratory": False, "ph_type": "primary",
-                                  "ph_progressed_despite_treatment": True, "mpap_rest_mmhg": 30,
-                                  "ph_significant_symptoms": True, "ccb_tried_or_ruled_out": True}),
+    (
+        "K0455",
+        "J1325",
+        "I27.0",
+        {
+            "ph_secondary_to_venous_or_respiratory": False,
+            "ph_type": "primary",
+            "ph_progressed_despite_treatment": True,
+            "mpap_rest_mmhg": 30,
+            "ph_significant_symptoms": True,
+            "ccb_tried_or_ruled_out": True,
+        },
+    ),
     ("E0781", "J1457", "E83.52", {"symptomatic_cancer_hypercalcemia": True}),
-    ("E0780", "J1559", "D80.3", {"scig_labeled_subcutaneous": True, "administered_in_home": True,
-                                 "home_administration_necessary": True}),
+    (
+        "E0780",
+        "J1559",
+        "D80.3",
+        {"scig_labeled_subcutaneous": True, "administered_in_home": True, "home_administration_necessary": True},
+    ),
     ("E0781", "J7340", "G20.A1", {"neurologist_prescribes_and_manages": True}),
 ]
-CRITERIA = {"home_parenteral_necessary": True, "pump_necessary_for_safety": True, "infusion_hours": 24,
-            "prolonged_infusion_efficacy_proven": True, "regimen_advantage_proven": True,
-            "face_to_face_date": "2025-12-15", "written_order_date": "2026-01-05",
-            "documentation_received_before_delivery": True}
+CRITERIA = {
+    "home_parenteral_necessary": True,
+    "pump_necessary_for_safety": True,
+    "infusion_hours": 24,
+    "prolonged_infusion_efficacy_proven": True,
+    "regimen_advantage_proven": True,
+    "face_to_face_date": "2025-12-15",
+    "written_order_date": "2026-01-05",
+    "documentation_received_before_delivery": True,
+}
 
 
 def generate(n: int, seed: int) -> list[dict]:
@@ -57,14 +77,19 @@ def generate(n: int, seed: int) -> list[dict]:
             {"seq": 2, "hcpcs": drug, "service_date": day, "units": rng.choice([1, 35, 140])},
             {"seq": 3, "hcpcs": rng.choice(["A4222", "K0552", "A4221", "E0776", "A4224"]), "service_date": day},
         ]
-        claims.append({
-            "id": f"B-{i}",
-            "member": {"id": f"M-{i % 5000}", "birth_date": "1960-04-01",
-                       "line_of_business": "medicare" if rng.random() < 0.05 else "commercial"},
-            "diagnoses": [dx],
-            "lines": lines,
-            "facts": all_facts,
-        })
+        claims.append(
+            {
+                "id": f"B-{i}",
+                "member": {
+                    "id": f"M-{i % 5000}",
+                    "birth_date": "1960-04-01",
+                    "line_of_business": "medicare" if rng.random() < 0.05 else "commercial",
+                },
+                "diagnoses": [dx],
+                "lines": lines,
+                "facts": all_facts,
+            }
+        )
     return claims
 
 
@@ -76,8 +101,9 @@ def baseline(claims: list[dict]) -> list[dict]:
         lines = []
         for line in claim["lines"]:
             fromisoformat(line["service_date"])
-            lines.append({"seq": line["seq"], "hcpcs": line["hcpcs"], "outcome": "covered",
-                          "units": line.get("units", 1)})
+            lines.append(
+                {"seq": line["seq"], "hcpcs": line["hcpcs"], "outcome": "covered", "units": line.get("units", 1)}
+            )
         out.append({"claim": claim["id"], "lines": lines})
     return out
 
