@@ -276,7 +276,7 @@ def import_history(folder: str, into: str, author: str | None = None) -> list[Re
     for (number, dated, _effective, description), _file, text in found:
         target.write_text(text, encoding="utf-8")
         repo.index.add([rel])
-        when = datetime.datetime(dated.year, dated.month, dated.day, 12, tzinfo=datetime.timezone.utc)
+        when = datetime.datetime(dated.year, dated.month, dated.day, 12, tzinfo=datetime.UTC)
         message = f"{Path(rel).stem} revision {number} ({dated.isoformat()})"
         if description:
             message += f"\n\n{description}"
