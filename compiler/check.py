@@ -262,7 +262,7 @@ class _Checker:
                 self.report(
                     cond,
                     "type-mismatch",
-                    f"`{cond.name}` is a {ftype.describe()}, not a yes/no fact",
+                    f"`{cond.name}` is {_a(ftype)}, not a yes/no fact",
                     help=f"compare it, e.g. `{cond.name} is ...` or `{cond.name} >= ...`",
                 )
         elif isinstance(cond, (ir.Is, ir.In)):
@@ -273,11 +273,13 @@ class _Checker:
                     if not _fits(ftype, value):
                         if ftype.kind == "enum":
                             self.report(
-                                cond, "unknown-value", f"`{value}` is not a value of `{cond.name}` ({ftype.describe()})"
+                                cond,
+                                "unknown-value",
+                                f"`{_show(value)}` is not a value of `{cond.name}` ({ftype.describe()})",
                             )
                         else:
                             self.report(
-                                cond, "type-mismatch", f"`{cond.name}` is a {ftype.describe()} and cannot be `{value}`"
+                                cond, "type-mismatch", f"`{cond.name}` is {_a(ftype)} and cannot be `{_show(value)}`"
                             )
         elif isinstance(cond, ir.Compare):
             self.check_compare(cond)
@@ -312,7 +314,7 @@ class _Checker:
             for name in (cond.earlier, cond.later):
                 ftype = self.fact_type(name, cond)
                 if ftype is not None and ftype.kind != "date":
-                    self.report(cond, "type-mismatch", f"`{name}` is a {ftype.describe()}, not a date")
+                    self.report(cond, "type-mismatch", f"`{name}` is {_a(ftype)}, not a date")
             if UNIT_FAMILY.get(cond.unit) not in ("days", "weeks", "months", "years"):
                 self.report(cond, "unit-mismatch", f"`{cond.unit}` is not a length of time between dates")
 
@@ -365,6 +367,8 @@ class _Checker:
             return
         (lk, lu), (rk, ru) = left, right
         if lk != "number" or rk != "number":
+            if lk == rk == "date":
+                return  # dates compare in calendar order
             if lk != rk or cond.op not in ("==", "!="):
                 self.report(
                     cond,
@@ -464,6 +468,22 @@ class _Checker:
 
 
 _ANY_DAY = __import__("datetime").date(2000, 1, 1)
+
+
+def _a(ftype: ir.FactType) -> str:
+    """`a bool`, `an int`, `one of A, B`: a fact's type as a phrase."""
+    text = ftype.describe()
+    if text.startswith("one of"):
+        return text
+    return ("an " if text[0] in "aeiou" else "a ") + text
+
+
+def _show(value) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
 
 
 def _kind_words(operand, kind: str) -> str:

@@ -71,7 +71,20 @@ class _Lower(Transformer):
 
     def _number(self, tok: Token) -> float | int:
         text = str(tok)
-        return float(text) if "." in text else int(text)
+        try:
+            return float(text) if "." in text else int(text)
+        except ValueError:
+            self.problems.append(
+                Diagnostic(
+                    self.path,
+                    tok.line,
+                    tok.column,
+                    "bad-number",
+                    f"`{text[:20]}...` has too many digits",
+                    width=min(len(text), 20),
+                )
+            )
+            return 0
 
     def _int(self, tok: Token) -> int:
         value = self._number(tok)

@@ -112,6 +112,8 @@ def _token_text(token: Token) -> str:
 def _diagnose(err: UnexpectedInput, path: str, text: str) -> Diagnostic:
     if isinstance(err, UnexpectedCharacters):
         char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        if char and not char.isprintable():
+            char = repr(char)[1:-1]  # an invisible character, shown by its escape
         if char == '"':
             return Diagnostic(
                 path,

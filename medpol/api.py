@@ -39,6 +39,13 @@ class CompiledPolicy:
         self.engine = Engine(model, predicates, self.reasons)
         self._interpreted: InterpretedPredicates | None = None
         self.label = model.policy.path  # the version it was loaded from, for reports
+        self.document = document
+
+    def passage_text(self, text: str) -> str:
+        """A quoted passage with the words left out by `...` restored from the source document."""
+        from compiler.passages import normalize
+
+        return self.document.expand(text) if self.document is not None else normalize(text)
 
     @property
     def id(self) -> str:
@@ -85,7 +92,8 @@ def _source_document(policy: ir.Policy, read_source=None) -> tuple[SourceDocumen
     try:
         with open(doc_path, encoding="utf-8") as fh:
             return SourceDocument(fh.read()), doc_path
-    except OSError:
+    except (OSError, ValueError):
+        # Unreadable, not UTF-8, or not a usable file name: the checker reports it.
         return None, doc_path
 
 
