@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import itertools
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -12,6 +13,9 @@ from compiler import words
 from compiler.reasons import clauses
 from compiler.resolve import ALL_DRUGS, Members, Model, normalize_icd
 from dsl import ir
+
+if TYPE_CHECKING:  # the API sits above the compiler; only its type is needed here
+    from medpol.api import CompiledPolicy
 
 ADDED = "added"
 REMOVED = "removed"
@@ -164,6 +168,8 @@ class HistoryChange:
 
 @attrs.frozen
 class PolicyDiff:
+    """Lists follow the new version's file order, then what only the old one had; entries sort by code."""
+
     policy: str
     title: str
     old_revision: str | None
@@ -648,6 +654,7 @@ def _criteria(old: Model, new: Model) -> tuple[CriteriaChange, ...]:
         if reordered:
             fields.append(_field("passage order", "\n".join(a_passages), "\n".join(b_passages)))
         condition_changed = change != CHANGED or a.condition != b.condition
+        items = _item_changes(a.condition, b.condition) if change == CHANGED else ()
         out.append(
             CriteriaChange(
                 name=name,
@@ -656,8 +663,7 @@ def _criteria(old: Model, new: Model) -> tuple[CriteriaChange, ...]:
                 fields=tuple(fields),
                 condition_before=_outline(a.condition) if a is not None and condition_changed else None,
                 condition_after=_outline(b.condition) if b is not None and condition_changed else None,
-                items=_item_changes(a.condition if a else None, b.condition if b else None) if change == CHANGED
-                else (),
+                items=items,
                 passages_added=added,
                 passages_removed=removed,
             )
@@ -879,7 +885,9 @@ def _claim_impacts(old: dict, new: dict) -> tuple[list[LineImpact], int]:
     return out, len(lines)
 
 
-def impact(old_policy, new_policy, claims: Iterable[dict], as_of: datetime.date | None = None) -> Impact:
+def impact(
+    old_policy: CompiledPolicy, new_policy: CompiledPolicy, claims: Iterable[dict], as_of: datetime.date | None = None
+) -> Impact:
     """Decide every claim under both versions; keep the lines whose outcome changes, grouped by deciding rule."""
     changed: list[LineImpact] = []
     n_claims = n_lines = claims_changed = 0

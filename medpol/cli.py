@@ -239,6 +239,78 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+@main.command("diff")
+@click.argument("ref_a")
+@click.argument("ref_b")
+@click.option("--claims", "claims_path", default=None, help="Decide these claims (.json/.jsonl) under both versions.")
+@click.option("--as-of", type=DATE, default=None, help="With --claims: decide every line as if served on this date.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), default=None)
+def diff_cmd(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str, out_path: str | None) -> None:
+    """What changes from REF_A to REF_B, from the compiled policies: rules, codes, facts, dates.
+
+    With --claims, also which claims and lines flip, grouped by the rule that caused it.
+    """
+    from compiler.diff import diff_policies, impact
+    from medpol.report import render_html, render_markdown, to_json
+
+    old, new = _load(ref_a), _load(ref_b)
+    diff = diff_policies(old.model, new.model)
+    found = None
+    if claims_path is not None:
+        claims = [c for c in _read_claims(claims_path) if not isinstance(c, _Unreadable)]
+        found = impact(old, new, claims, _date(as_of))
+    titles = {"title_a": _title(ref_a, old), "title_b": _title(ref_b, new)}
+    if fmt == "json":
+        text = orjson.dumps(to_json(diff, found, **titles), option=orjson.OPT_INDENT_2).decode() + "\n"
+    elif fmt == "html":
+        text = render_html(diff, found, **titles)
+    else:
+        text = render_markdown(diff, found, **titles)
+    if out_path:
+        Path(out_path).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+def _title(ref: str, compiled) -> str:
+    return f"revision {compiled.revision}" + (" (working tree)" if "@" not in ref else "")
+
+
+@main.group("docs")
+def docs_group() -> None:
+    """Publish the policies as a static site (mkdocs with mkdocs-material)."""
+
+
+@docs_group.command("build")
+@click.option("--policies", "policies_dir", default="policies", show_default=True, help="The folder of policies.")
+@click.option("--out", default="site/build", show_default=True, help="Where the pages and HTML go.")
+def docs_build(policies_dir: str, out: str) -> None:
+    """Render every policy, revision and diff page, then build the site in strict mode."""
+    from medpol.site import SiteError, build
+
+    try:
+        html = build(Path(policies_dir), Path(out))
+    except PolicyError as err:
+        _print_problems(err)
+        sys.exit(1)
+    except SiteError as err:
+        click.echo(f"error: mkdocs: {err}", err=True)
+        sys.exit(1)
+    click.echo(f"built the site in {html}", err=True)
+
+
+@docs_group.command("serve")
+@click.option("--policies", "policies_dir", default="policies", show_default=True)
+@click.option("--out", default="site/build", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+def docs_serve(policies_dir: str, out: str, port: int) -> None:
+    """Build the site, serve it on localhost, and rebuild when a policy changes."""
+    from medpol.site import serve
+
+    serve(Path(policies_dir), Path(out), port)
+
+
 def _without_trace(decision: dict) -> dict:
     lines = [{k: v for k, v in line.items() if k != "trace"} for line in decision.get("lines", ())]
     return {**decision, "lines": lines}

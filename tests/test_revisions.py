@@ -207,3 +207,60 @@ def test_the_reconstructed_history_reads_in_revision_order():
     if len(numbers) < 6:
         pytest.skip("a shallow clone holds only part of the history")
     assert numbers[:6] == ["22", "21", "18", "16", "15", "13"]
+
+
+def test_diff_21_to_22_names_the_clause_and_its_date(repo, tmp_path):
+    result = CliRunner().invoke(main, ["diff", f"{repo}@r21", f"{repo}@r22", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    [changed] = [r for r in report["rules_changed"] if r["id"] == "J.blinatumomab"]
+    [item] = changed["items"]
+    assert item["name"] == "cd19_ph_negative" and item["change"] == "added" and "2026-01-25" in item["window"]
+
+
+def test_a_cosmetic_commit_changes_no_rule(repo):
+    """r21's two commits differ only in a comment: the diff between them has no rule change."""
+    r21 = next(r for r in history(str(repo)) if r.number == "21")
+    first = git.Repo(repo.parent.parent).commit(r21.commit).parents[0].hexsha
+    result = CliRunner().invoke(main, ["diff", f"{repo}@{first}", f"{repo}@{r21.commit}", "--format", "json"])
+    report = json.loads(result.output)
+    assert report["summary"]["rule_changes"] == 0 and report["summary"]["code_changes"] == 0
+
+
+def test_impact_lists_exactly_the_claims_that_flip(repo, tmp_path):
+    fixtures = (ROOT / "tests" / "fixtures" / "contract" / "claims.jsonl").read_text()
+    claims = tmp_path / "claims.jsonl"
+    claims.write_text(fixtures)
+    result = CliRunner().invoke(
+        main, ["diff", f"{repo}@r21", f"{repo}@r22", "--claims", str(claims), "--format", "json"]
+    )
+    impact = json.loads(result.output)["impact"]
+    flipped = {(line["claim"], line["seq"]) for group in impact["groups"] for line in group["lines"]}
+    assert flipped == {
+        ("ex-blinatumomab-after-effective-date", 1),
+        ("ex-blinatumomab-after-effective-date", 2),
+        ("ex-blinatumomab-after-effective-date", 3),
+        ("ex-blinatumomab-missing-fact", 1),
+        ("ex-blinatumomab-missing-fact", 2),
+        ("ex-blinatumomab-missing-fact", 3),
+    }
+    assert {c["change"]: c["count"] for c in impact["counts"]} == {"denied -> covered": 3, "denied -> pending": 3}
+
+
+@pytest.mark.parametrize("fmt,marker", [("md", "# "), ("html", "<!DOCTYPE html>"), ("json", '"schema"')])
+def test_diff_formats(repo, fmt, marker):
+    result = CliRunner().invoke(main, ["diff", f"{repo}@r21", f"{repo}@r22", "--format", fmt])
+    assert result.exit_code == 0 and marker in result.output
+
+
+def test_diff_16_to_18_names_a4224():
+    try:
+        numbers = [r.number for r in history(str(POLICY), include_working_tree=False)]
+    except RefError:
+        pytest.skip("not running inside the project's git repository")
+    if not {"16", "18"} <= set(numbers):
+        pytest.skip("a shallow clone holds only part of the history")
+    result = CliRunner().invoke(main, ["diff", f"{POLICY}@r16", f"{POLICY}@r18", "--format", "json"])
+    report = json.loads(result.output)
+    [group_two] = [t for t in report["tables"] if t["name"] == "group_two"]
+    assert [(e["entry"], e["change"]) for e in group_two["entries"]] == [("A4224", "removed")]
