@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import simple_icd_10_cm as icd10
-
+from compiler import icd10
 from compiler.passages import SourceDocument
 from compiler.resolve import ALL_DRUGS, BUILTIN_FACTS, Model, in_members
 from dsl import ir
@@ -131,7 +130,7 @@ class _Checker:
                     self.report(entry, "type-mismatch", f"`{entry.name}`: a diagnosis set lists ICD-10-CM codes")
                     continue
                 for code in (entry.code, entry.last):
-                    if code is not None and not icd10.is_valid_item(code):
+                    if code is not None and not icd10.is_valid(code):
                         self.report(
                             entry,
                             "unknown-icd10",

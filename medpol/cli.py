@@ -140,32 +140,179 @@ def _jsonl(stream, name: str) -> Iterator[object]:
 @click.argument("claims")
 @click.option("--as-of", type=DATE, default=None, help="Decide every line as if served on this date (YYYY-MM-DD).")
 @click.option(
-    "--out",
-    "out_path",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write decisions to this file instead of stdout.",
-)
-@click.option("--explain", is_flag=True, help="Print each decision as a tree of the criteria that held or failed.")
-@click.option(
     "--known-at",
     type=DATE,
     default=None,
     help="Decide under the revision that was published on this date (YYYY-MM-DD), from git.",
 )
-def eval_cmd(policy: str, claims: str, as_of, out_path: str | None, explain: bool, known_at) -> None:
-    """Decide CLAIMS (.json, .jsonl, or - for stdin) under POLICY; one decision per claim, in order.
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write decisions to this file instead of stdout (.csv writes CSV).",
+)
+@click.option("--explain", is_flag=True, help="Print each decision as a tree of the criteria that held or failed.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: the number of cores). Output is the same for any number.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Claims per chunk: memory is bounded by chunks in flight, not by the file.",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
+    help="Decisions as JSON Lines or CSV (default: from --out's extension, else jsonl).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+def eval_cmd(
+    policy: str,
+    claims: str,
+    as_of,
+    known_at,
+    out_path: str | None,
+    explain: bool,
+    jobs: int | None,
+    chunk_size: int,
+    output_format: str | None,
+    quiet: bool,
+) -> None:
+    """Decide CLAIMS (.json, .jsonl, .csv, or - for stdin) under POLICY; one decision per claim, in order.
 
     POLICY is a file or a reference to a version of it: `path@r21`, `path@2025-12-20`,
     `path@<commit or tag>`. Two clocks are kept apart: each line's date of service (or
     --as-of) picks the rules in effect inside a revision; --known-at picks the revision.
     """
-    from medpol.explain import render
-
     compiled = _load(policy, _date(known_at))
     day = _date(as_of)
-    engine = compiled.interpreted() if explain else compiled.engine
+    if explain:
+        _explain(compiled, claims, day, out_path)
+        return
+    from medpol import batch
+
+    fmt = output_format or ("csv" if out_path and out_path.endswith(".csv") else "jsonl")
+    jobs = jobs or batch.cores()
+    if claims != "-" and not Path(claims).exists():
+        raise click.UsageError(f"cannot read `{claims}`: no such file")
+    show = not quiet and sys.stderr.isatty() and sys.stdout.isatty()
     out = open(out_path, "wb") if out_path else sys.stdout.buffer  # noqa: SIM115 - closed below
+    try:
+        with _input(claims) as stream:
+            if claims.endswith(".json"):
+                # One claim, possibly spread over many lines: decided (or reported) as one item.
+                chunks = iter([(1, [stream.read() or b" "])])
+            elif claims.endswith(".csv"):
+                chunks = batch.csv_chunks(stream, chunk_size)
+            else:
+                chunks = batch.jsonl_chunks(stream, chunk_size)
+            with _progress(show) as on_chunk:
+                totals = batch.decide_stream(
+                    compiled,
+                    chunks,
+                    out,
+                    as_of=day,
+                    jobs=jobs,
+                    fmt=fmt,
+                    name=claims if claims != "-" else "<stdin>",
+                    on_chunk=on_chunk,
+                )
+    finally:
+        if out_path:
+            out.close()
+        else:
+            out.flush()
+    if show or (out_path and not quiet and sys.stderr.isatty()):
+        _summary(totals)
+
+
+class _input:
+    def __init__(self, source: str):
+        self.source = source
+        self.stream = None
+
+    def __enter__(self):
+        try:
+            self.stream = sys.stdin.buffer if self.source == "-" else open(self.source, "rb")  # noqa: SIM115
+        except OSError as err:
+            raise click.UsageError(f"cannot read `{self.source}`: {err.strerror}") from None
+        return self.stream
+
+    def __exit__(self, *exc):
+        if self.source != "-" and self.stream is not None:
+            self.stream.close()
+
+
+class _progress:
+    """A rich progress line on the terminal: claims decided and the rate."""
+
+    def __init__(self, show: bool):
+        self.show = show
+        self.bar = None
+        self.started = None
+
+    def __enter__(self):
+        if not self.show:
+            return None
+        import time
+
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.started = time.perf_counter()
+        self.bar = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True, console=_console()
+        )
+        self.bar.start()
+        task = self.bar.add_task("deciding", total=None)
+        decided = {"claims": 0}
+
+        def on_chunk(counts) -> None:
+            decided["claims"] += counts["claims"]
+            rate = decided["claims"] / max(time.perf_counter() - self.started, 1e-9)
+            self.bar.update(task, description=f"decided {decided['claims']:,} claims ({rate:,.0f}/s)")
+
+        return on_chunk
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _summary(totals) -> None:
+    from rich.table import Table
+
+    table = Table(title="medpol eval", show_header=True)
+    table.add_column("claims", justify="right")
+    table.add_column("lines", justify="right")
+    for outcome in ("covered", "denied", "pending", "refer", "not_applicable", "error"):
+        table.add_column(outcome, justify="right")
+    table.add_row(
+        f"{totals['claims']:,}",
+        f"{totals['lines']:,}",
+        *(f"{totals[o]:,}" for o in ("covered", "denied", "pending", "refer", "not_applicable", "error")),
+    )
+    _console().print(table)
+
+
+def _explain(compiled, claims: str, day, out_path: str | None) -> None:
+    from medpol.explain import render
+
+    engine = compiled.interpreted()
+    out = open(out_path, "wb") if out_path else None  # noqa: SIM115 - closed below
     try:
         for claim in _read_claims(claims):
             if isinstance(claim, _Unreadable):
@@ -179,19 +326,13 @@ def eval_cmd(policy: str, claims: str, as_of, out_path: str | None, explain: boo
                 }
             else:
                 decision = engine.decide(claim, day)
-            if explain:
-                click.echo(render(decision, compiled, day))
-                click.echo("")
-                decision = _without_trace(decision)
-                if out_path:
-                    out.write(orjson.dumps(decision) + b"\n")
-                continue
-            out.write(orjson.dumps(decision) + b"\n")
+            click.echo(render(decision, compiled, day))
+            click.echo("")
+            if out is not None:
+                out.write(orjson.dumps(_without_trace(decision)) + b"\n")
     finally:
-        if out_path:
+        if out is not None:
             out.close()
-        else:
-            out.flush()
 
 
 @main.command("history", context_settings={"ignore_unknown_options": False})

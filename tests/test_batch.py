@@ -1,0 +1,121 @@
+"""Batches at scale: chunked, parallel, in input order, in JSON Lines or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from benchmarks.eval import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = str(ROOT / "policies" / "external-infusion-pump.policy")
+
+
+@pytest.fixture(scope="module")
+def batch_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("batch") / "claims.jsonl"
+    claims = generate(300, 5)
+    lines = [orjson.dumps(c) for c in claims]
+    lines.insert(17, b"{this is not json")
+    lines.insert(120, b'{"id": "no-lines", "member": {}}')
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def eval_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medpol.cli", "eval", POLICY, *args], capture_output=True, check=False)
+
+
+def test_parallel_output_is_byte_identical_and_in_order(batch_file):
+    one = eval_cli(str(batch_file), "--jobs", "1", "--chunk-size", "7")
+    two = eval_cli(str(batch_file), "--jobs", "2", "--chunk-size", "7")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    assert one.stdout == two.stdout
+    decisions = [json.loads(line) for line in one.stdout.splitlines()]
+    assert len(decisions) == 302  # every claim, including the malformed ones
+    assert decisions[17]["outcome"] == "error" and f"{batch_file.name}:18" in decisions[17]["message"]
+    assert decisions[120]["claim"] == "no-lines" and decisions[120]["outcome"] == "error"
+    ids = [d["claim"] for d in decisions if d["claim"] not in (None, "no-lines")]
+    assert ids == [f"B-{i}" for i in range(300)]
+
+
+def test_nothing_extra_on_stderr_when_piped(batch_file):
+    result = eval_cli(str(batch_file), "--jobs", "1")
+    assert result.stderr == b""
+
+
+def to_csv(claims: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        [
+            "claim_id",
+            "member_id",
+            "birth_date",
+            "line_of_business",
+            "licensed_in_state",
+            "diagnoses",
+            "seq",
+            "hcpcs",
+            "modifiers",
+            "service_date",
+            "units",
+            "place_of_service",
+            "line_facts",
+            "facts",
+            "history",
+        ]
+    )
+    for claim in claims:
+        for line in claim["lines"]:
+            writer.writerow(
+                [
+                    claim["id"],
+                    claim["member"]["id"],
+                    claim["member"]["birth_date"],
+                    claim["member"]["line_of_business"],
+                    "",
+                    ";".join(claim["diagnoses"]),
+                    line["seq"],
+                    line["hcpcs"],
+                    ";".join(line.get("modifiers", [])),
+                    line["service_date"],
+                    line.get("units", ""),
+                    "",
+                    "",
+                    json.dumps(claim.get("facts", {})),
+                    json.dumps(claim.get("history", [])),
+                ]
+            )
+    return out.getvalue()
+
+
+def test_csv_in_decides_as_jsonl_in(tmp_path):
+    claims = generate(60, 9)
+    jsonl = tmp_path / "claims.jsonl"
+    jsonl.write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in claims))
+    table = tmp_path / "claims.csv"
+    table.write_text(to_csv(claims))
+    from_jsonl = eval_cli(str(jsonl), "--jobs", "1").stdout
+    from_csv = eval_cli(str(table), "--jobs", "1").stdout
+    assert from_csv == from_jsonl
+
+
+def test_csv_out_has_a_row_per_line(tmp_path):
+    out = tmp_path / "decisions.csv"
+    fixtures = ROOT / "tests" / "fixtures" / "contract" / "claims.jsonl"
+    assert eval_cli(str(fixtures), "--out", str(out)).returncode == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 23
+    first = rows[0]
+    assert (first["claim"], first["seq"], first["outcome"]) == ("ex-blinatumomab-after-effective-date", "1", "covered")
+    assert "J.blinatumomab.cd19_ph_negative" in first["rules"].split(";")
+    pending = [r for r in rows if r["outcome"] == "pending"]
+    assert {r["missing"] for r in pending} == {"cd19_positive"}
