@@ -29,7 +29,7 @@ def contract_view(decision: dict) -> dict:
     return {"claim": decision["claim"], "lines": lines}
 
 
-@pytest.mark.parametrize("claim,expected", zip(CLAIMS, EXPECTED, strict=True), ids=[c["id"] for c in CLAIMS])
+@pytest.mark.parametrize("claim,expected", list(zip(CLAIMS, EXPECTED, strict=True)), ids=[c["id"] for c in CLAIMS])
 def test_example_decides_as_the_contract_expects(policy, claim, expected):
     assert contract_view(policy.decide(claim)) == expected
 
