@@ -93,16 +93,16 @@ class Engine:
             windows: list = [] if rule.window.always else [rule.window]
             if kind == "follow":
                 if follower:
-                    plan.append((rule, kind, windows or None))
+                    plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
                 continue
             if kind == "otherwise":
-                plan.append((rule, kind, windows or None))
+                plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
                 continue
             members = self.targets[rule.id]
             if rule.targets.all_lines:
                 if virtual:
                     continue
-                plan.append((rule, kind, windows or None))
+                plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
                 continue
             own = code in members
             via_drug = (
@@ -111,13 +111,13 @@ class Engine:
             if own:
                 if members[code] is not None:
                     windows.append(members[code])
-                plan.append((rule, kind, windows or None))
+                plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
             elif via_drug and subject == UNKNOWN_DRUG:
-                plan.append((rule, "unknown-drug", windows or None))
+                plan.append((rule, "unknown-drug", windows or None, None))
             elif via_drug:
                 if members[subject] is not None:
                     windows.append(members[subject])
-                plan.append((rule, kind, windows or None))
+                plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
         self._plans[key] = plan
         return plan
 
@@ -213,6 +213,7 @@ class _ClaimRun:
         self.drug_lines = [p for p in prepared if p.code in e.drug_codes]
         self._pump_cache: dict[tuple, dict] = {}
         self._drugs: list[str] | None = None
+        self._pumps: list[_Prepared] | None = None
 
     # ------------------------------------------------------------ contexts
 
@@ -296,7 +297,9 @@ class _ClaimRun:
         """The decision of the pump this line follows, for the drug on this line."""
         e = self.e
         is_drug = in_members(e.drug_codes, p.code, p.day)
-        pumps = [q for q in self.prepared if q.index in self.pump_lines]
+        pumps = self._pumps
+        if pumps is None:
+            pumps = self._pumps = [q for q in self.prepared if q.index in self.pump_lines]
         if pumps:
             if is_drug:
                 return _combine([self.pump_for(q, p.code) for q in pumps])
@@ -328,7 +331,7 @@ class _ClaimRun:
         tried_covers: list[str] = []
         own_covers: list[tuple[str, list]] = []
         trace: list | None = [] if e.tracer is not None else None
-        for rule, kind, windows in e.plan(code, subject, pump, follower, virtual is not None):
+        for rule, kind, windows, predicate in e.plan(code, subject, pump, follower, virtual is not None):
             if windows is not None and not all(_in_effect(w, day) for w in windows):
                 continue
             if kind == "follow":
@@ -350,7 +353,11 @@ class _ClaimRun:
                 # The rule decides the pump by its drug, and the claim does not say which.
                 unknown.append((_rule_key(rule), frozenset((e.drug_fact,))))
                 continue
-            value = self._value(rule, p, ctx, trace)
+            if trace is None:
+                ctx.hits = []
+                value = predicate(ctx)
+            else:
+                value = self._value(rule, p, ctx, trace)
             if kind == "limit" and value is True:
                 value, counted = self._over_limit(rule, p)
                 if trace is not None:

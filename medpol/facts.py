@@ -36,7 +36,20 @@ class FactReader:
     def read_claim_facts(self, facts) -> tuple[dict, list[str]]:
         warnings: list[str] = []
         out = dict(self.defaults)
+        types = self.types
         for name, value in facts.items():
+            # The common answers (yes/no, a number) are checked here without a call.
+            ftype = types.get(name)
+            if ftype is not None:
+                kind = ftype.kind
+                if (kind == "bool" and (value is True or value is False)) or (
+                    kind == "number"
+                    and value.__class__ in (int, float)
+                    and value == value
+                    and value not in (float("inf"), float("-inf"))
+                ):
+                    out[name] = value
+                    continue
             self._read(name, value, "facts", out, warnings)
         return out, warnings
 
