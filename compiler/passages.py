@@ -32,6 +32,7 @@ def strip_page_headers(document: str) -> str:
 
 class SourceDocument:
     def __init__(self, text: str):
+        self.original = text
         self.text = normalize(strip_page_headers(text))
         self._lower = self.text.lower()
 

@@ -41,6 +41,12 @@ class CompiledPolicy:
         self.label = model.policy.path  # the version it was loaded from, for reports
         self.document = document
 
+    def __reduce__(self):
+        # Generated code and its linecache entry live in one process: another process
+        # (a worker, a Dask node) rebuilds the policy from its source, which is small.
+        document = self.document.original if self.document is not None else None
+        return (_rebuild, (self._text, self.model.policy.path, document, self.label))
+
     def passage_text(self, text: str) -> str:
         """A quoted passage with the words left out by `...` restored from the source document."""
         from compiler.passages import normalize
@@ -97,6 +103,12 @@ def _source_document(policy: ir.Policy, read_source=None) -> tuple[SourceDocumen
         return None, doc_path
 
 
+def _rebuild(text: str, path: str, document: str | None, label: str) -> CompiledPolicy:
+    compiled = compile_text(text, path, read_source=(lambda _name: document) if document is not None else None)
+    compiled.label = label
+    return compiled
+
+
 def compile_text(text: str, path: str = "<policy>", *, read_source=None) -> CompiledPolicy:
     """Run the whole pipeline on a policy's text: parse, lower, resolve, check, generate, load."""
     policy = read(text, path)
@@ -108,7 +120,11 @@ def compile_text(text: str, path: str = "<policy>", *, read_source=None) -> Comp
         raise PolicyError(diagnostics, {path: text})
     python_source, data = generate(model)
     predicates = load(python_source, data, path)
-    return CompiledPolicy(model, python_source, predicates, document, [d for d in diagnostics if d.severity != "error"])
+    compiled = CompiledPolicy(
+        model, python_source, predicates, document, [d for d in diagnostics if d.severity != "error"]
+    )
+    compiled._text = text
+    return compiled
 
 
 def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None) -> CompiledPolicy:

@@ -153,6 +153,72 @@ def _line_from_row(row: dict) -> dict:
     return line
 
 
+def parquet_claims(path: str) -> Iterator[object]:
+    """Claims from a Parquet file with the CSV columns (pyarrow, the `parquet` extra)."""
+    import pyarrow.parquet as pq
+
+    claim: dict | None = None
+    row_number = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+        for row in batch.to_pylist():
+            row_number += 1
+            row = {k: ("" if v is None else (v if isinstance(v, str) else _cell(v))) for k, v in row.items()}
+            if claim is None or claim["id"] != row.get("claim_id"):
+                if claim is not None:
+                    yield claim
+                claim = _claim_from_row(row, row_number)
+            claim["lines"].append(_line_from_row(row))
+    if claim is not None:
+        yield claim
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def parquet_chunks(path: str, chunk_size: int) -> Iterator[tuple[int, list[object]]]:
+    chunk: list[object] = []
+    for claim in parquet_claims(path):
+        chunk.append(claim)
+        if len(chunk) >= chunk_size:
+            yield 0, chunk
+            chunk = []
+    if chunk:
+        yield 0, chunk
+
+
+class ParquetSink:
+    """Decision rows (the CSV columns) written to Parquet a chunk at a time."""
+
+    def __init__(self, path: str):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.pa = pa
+        self.schema = pa.schema([(name, pa.string()) for name in DECISION_COLUMNS])
+        self.writer = pq.ParquetWriter(path, self.schema)
+
+    def write(self, rows) -> None:
+        if rows:
+            columns = list(zip(*rows, strict=True))
+            self.writer.write_table(
+                self.pa.table(
+                    {
+                        name: self.pa.array(col, type=self.pa.string())
+                        for name, col in zip(DECISION_COLUMNS, columns, strict=True)
+                    },
+                    schema=self.schema,
+                )
+            )
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def csv_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list[object]]]:
     chunk: list[object] = []
     for claim in csv_claims(stream):
@@ -203,7 +269,9 @@ def to_csv_rows(decision: dict) -> list[list[str]]:
     return rows
 
 
-def _encode(decisions: list[dict], fmt: str) -> bytes:
+def _encode(decisions: list[dict], fmt: str):
+    if fmt == "parquet":
+        return [row for decision in decisions for row in to_csv_rows(decision)]
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

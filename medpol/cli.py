@@ -169,9 +169,9 @@ def _jsonl(stream, name: str) -> Iterator[object]:
 )
 @click.option(
     "--output-format",
-    type=click.Choice(["jsonl", "csv"]),
+    type=click.Choice(["jsonl", "csv", "parquet"]),
     default=None,
-    help="Decisions as JSON Lines or CSV (default: from --out's extension, else jsonl).",
+    help="Decisions as JSON Lines, CSV or Parquet (default: from --out's extension, else jsonl).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def eval_cmd(
@@ -186,7 +186,7 @@ def eval_cmd(
     output_format: str | None,
     quiet: bool,
 ) -> None:
-    """Decide CLAIMS (.json, .jsonl, .csv, or - for stdin) under POLICY; one decision per claim, in order.
+    """Decide CLAIMS (.json, .jsonl, .csv, .parquet, or - for stdin) under POLICY; one decision per claim, in order.
 
     POLICY is a file or a reference to a version of it: `path@r21`, `path@2025-12-20`,
     `path@<commit or tag>`. Two clocks are kept apart: each line's date of service (or
@@ -199,12 +199,25 @@ def eval_cmd(
         return
     from medpol import batch
 
-    fmt = output_format or ("csv" if out_path and out_path.endswith(".csv") else "jsonl")
+    fmt = output_format or (
+        "csv"
+        if out_path and out_path.endswith(".csv")
+        else "parquet"
+        if out_path and out_path.endswith(".parquet")
+        else "jsonl"
+    )
+    if "parquet" in (fmt, Path(claims).suffix[1:]) and not _has_pyarrow():
+        raise click.UsageError("Parquet needs pyarrow: pip install 'medpol[parquet]'")
     jobs = jobs or batch.cores()
     if claims != "-" and not Path(claims).exists():
         raise click.UsageError(f"cannot read `{claims}`: no such file")
     show = not quiet and sys.stderr.isatty() and sys.stdout.isatty()
-    out = open(out_path, "wb") if out_path else sys.stdout.buffer  # noqa: SIM115 - closed below
+    if fmt == "parquet" and not out_path:
+        raise click.UsageError("Parquet decisions need a file: --out decisions.parquet")
+    if fmt == "parquet":
+        out = batch.ParquetSink(out_path)
+    else:
+        out = open(out_path, "wb") if out_path else sys.stdout.buffer  # noqa: SIM115 - closed below
     try:
         with _input(claims) as stream:
             if claims.endswith(".json"):
@@ -212,6 +225,8 @@ def eval_cmd(
                 chunks = iter([(1, [stream.read() or b" "])])
             elif claims.endswith(".csv"):
                 chunks = batch.csv_chunks(stream, chunk_size)
+            elif claims.endswith(".parquet"):
+                chunks = batch.parquet_chunks(claims, chunk_size)
             else:
                 chunks = batch.jsonl_chunks(stream, chunk_size)
             with _progress(show) as on_chunk:
@@ -232,6 +247,12 @@ def eval_cmd(
             out.flush()
     if show or (out_path and not quiet and sys.stderr.isatty()):
         _summary(totals)
+
+
+def _has_pyarrow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
 
 
 class _input:

@@ -119,3 +119,21 @@ def test_csv_out_has_a_row_per_line(tmp_path):
     assert "J.blinatumomab.cd19_ph_negative" in first["rules"].split(";")
     pending = [r for r in rows if r["outcome"] == "pending"]
     assert {r["missing"] for r in pending} == {"cd19_positive"}
+
+
+def test_parquet_in_and_out(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    claims = generate(25, 13)
+    rows = list(csv.DictReader(io.StringIO(to_csv(claims))))
+    table = pa.Table.from_pylist(rows)
+    source = tmp_path / "claims.parquet"
+    pq.write_table(table, source)
+    out = tmp_path / "decisions.parquet"
+    assert eval_cli(str(source), "--out", str(out), "--jobs", "2", "--chunk-size", "4").returncode == 0
+    decided = pq.read_table(out).to_pylist()
+    expected_csv = tmp_path / "decisions.csv"
+    jsonl = tmp_path / "claims.jsonl"
+    jsonl.write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in claims))
+    assert eval_cli(str(jsonl), "--out", str(expected_csv)).returncode == 0
+    assert decided == list(csv.DictReader(expected_csv.open()))
