@@ -478,5 +478,14 @@ def _without_trace(decision: dict) -> dict:
     return {**decision, "lines": lines}
 
 
+def _register() -> None:
+    from medpol.cli_fmt import fmt_cmd
+
+    main.add_command(fmt_cmd)
+
+
+_register()
+
+
 if __name__ == "__main__":
     main()
