@@ -181,14 +181,7 @@ def _cell(value) -> str:
 
 
 def parquet_chunks(path: str, chunk_size: int) -> Iterator[tuple[int, list[object]]]:
-    chunk: list[object] = []
-    for claim in parquet_claims(path):
-        chunk.append(claim)
-        if len(chunk) >= chunk_size:
-            yield 0, chunk
-            chunk = []
-    if chunk:
-        yield 0, chunk
+    return chunked(parquet_claims(path), chunk_size)
 
 
 class ParquetSink:
@@ -220,8 +213,13 @@ class ParquetSink:
 
 
 def csv_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list[object]]]:
+    return chunked(csv_claims(stream), chunk_size)
+
+
+def chunked(claims: Iterator[object], chunk_size: int) -> Iterator[tuple[int, list[object]]]:
+    """Claims already read, in chunks (they carry no line numbers: 0 stands for none)."""
     chunk: list[object] = []
-    for claim in csv_claims(stream):
+    for claim in claims:
         chunk.append(claim)
         if len(chunk) >= chunk_size:
             yield 0, chunk

@@ -24,16 +24,9 @@ def _date(value) -> datetime.date | None:
 
 
 def _policy_files(paths: tuple[str, ...]) -> list[Path]:
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(path.rglob("*.policy")))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise click.UsageError(f"`{raw}` does not exist")
-    return files
+    from medpol.paths import files_under
+
+    return files_under(paths, "*.policy")
 
 
 def _print_problems(err: PolicyError) -> None:

@@ -14,20 +14,11 @@ from pathlib import Path
 import click
 
 from dsl.diagnostics import PolicyError
+from medpol.paths import files_under
 
 
 def _policy_files(paths: tuple[str, ...]) -> list[Path]:
-    # Kept here rather than imported from medpol.cli, which imports this module to register the command.
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(path.rglob("*.policy")))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise click.UsageError(f"`{raw}` does not exist")
-    return files
+    return files_under(paths, "*.policy")
 
 
 def _diff(path: Path, text: str, formatted: str) -> str:

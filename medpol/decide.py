@@ -236,21 +236,7 @@ class _ClaimRun:
 
     def ctx(self, p: _Prepared) -> LineContext:
         if p.ctx is None:
-            c = self.claim
-            line = p.line
-            p.ctx = LineContext(
-                p.facts,
-                p.day,
-                c.diagnoses,
-                self.codes,
-                line.modifiers,
-                line.units,
-                c.birth_date,
-                c.line_of_business,
-                c.supplier_licensed_in_state,
-                line.place_of_service,
-                self.status,
-            )
+            p.ctx = self.new_ctx(p)
         p.ctx.hits = []
         return p.ctx
 
