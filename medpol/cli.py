@@ -473,8 +473,11 @@ def _without_trace(decision: dict) -> dict:
 
 def _register() -> None:
     from medpol.cli_fmt import fmt_cmd
+    from medpol.cli_test import new_cmd, test_cmd
 
     main.add_command(fmt_cmd)
+    main.add_command(test_cmd)
+    main.add_command(new_cmd)
 
 
 _register()

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from medpol import policytest, scaffold
+from medpol.paths import files_under
 
 
 def _shown(path: Path) -> str:
@@ -44,10 +45,7 @@ def test_cmd(paths: tuple[str, ...], show_coverage: bool, min_coverage: float | 
     the expected outcomes; a failing case shows its first difference and the explanation tree.
     The last line is always `N passed, M failed`.
     """
-    try:
-        files = policytest.discover(paths)
-    except policytest.TestFileError as err:
-        raise click.UsageError(str(err)) from None
+    files = files_under(paths, f"*{policytest.TESTS_SUFFIX}")
     if not files:
         raise click.UsageError(f"no *{policytest.TESTS_SUFFIX} files in {', '.join(paths)}")
     loaded, problems = [], []

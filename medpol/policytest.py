@@ -1,6 +1,6 @@
 """Policy tests: run the YAML cases kept beside a policy, and measure which of its criteria they exercise.
 
-A tests file (`NAME.tests.yaml`, read with `yaml.safe_load`):
+A tests file (`NAME.tests.yaml`, read with PyYAML's safe loader):
 
     policy: external-infusion-pump.policy   # the policy, relative to this file
     defaults:                               # merged into every inline claim; mappings merge deeply
@@ -13,6 +13,7 @@ A tests file (`NAME.tests.yaml`, read with `yaml.safe_load`):
     cases:
       - name: deferoxamine for chronic iron overload is covered    # unique in the file
         claim:                              # an inline claim (docs/claims-contract.md, section 1), or
+          line: {service_date: 2026-03-10}  # this claim's line defaults, over those of `defaults`
           diagnoses: [E83.111]
           lines: [E0781, {hcpcs: J0895, units: 8}]   # a bare code is {hcpcs: CODE}; seq defaults to the position
           facts: {<<: *set1, infusion_hours: 24}     # null leaves a default fact unknown
@@ -57,7 +58,7 @@ CATEGORIES = tuple(CATEGORY_WORDS)
 _TOP_KEYS = ("policy", "defaults", "cases")
 _CASE_KEYS = ("name", "claim", "claim_file", "as_of", "known_at", "expect")
 _EXPECT_KEYS = ("seq", "outcome", "category", "refer_to", "missing", "rule", "message")
-# Which outcome each optional expectation key belongs to.
+# An expectation key only means something for one outcome; elsewhere it is a mistake in the file.
 _KEY_OUTCOME = {"category": "denied", "refer_to": "refer", "missing": "pending", "message": "error"}
 TESTS_SUFFIX = ".tests.yaml"
 
@@ -125,24 +126,6 @@ class TestFile:
     cases: list[Case]
 
 
-def discover(paths: list[str] | tuple[str, ...]) -> list[Path]:
-    """The tests files PATHS name: files as given, folders searched recursively for `*.tests.yaml`."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob(f"*{TESTS_SUFFIX}") if p.is_file()))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise TestFileError(f"`{raw}` does not exist")
-    unique: list[Path] = []
-    for path in found:
-        if path not in unique:
-            unique.append(path)
-    return unique
-
-
 def load_tests(path: str | os.PathLike) -> TestFile:
     """Read and validate a tests file. A file-level problem raises TestFileError; a malformed
     case is kept with its `problem`, so the other cases still run."""
@@ -152,7 +135,7 @@ def load_tests(path: str | os.PathLike) -> TestFile:
     except (OSError, UnicodeDecodeError) as err:
         raise TestFileError(f"{path}: cannot read the file: {getattr(err, 'strerror', None) or err}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: as safe as yaml.safe_load
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
@@ -195,6 +178,24 @@ def load_tests(path: str | os.PathLike) -> TestFile:
             case.problem = f"{where}: {case.problem}"
         cases.append(case)
     return TestFile(path, policy_path, cases)
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that a date that does not exist (2026-02-30) stays a string.
+
+    safe_load raises a bare ValueError for it, with no line to point at; kept as a string, it is
+    reported as the case's bad date, or decided as the contract says (a line with a bad date is an error).
+    """
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode):
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
 class _Bad(Exception):
@@ -526,6 +527,7 @@ class PolicyCoverage:
         self.policy_id = policy.id
         self.label = _shown(policy.label)
         self.cases = 0
+        self.other_revision_cases = 0  # cases decided under the revision known at a date: not counted
         self.rules = [rule.id for rule in model.rules]
         self.evaluated: set[str] = set()
         self._kinds = {rule.id: rule.kind for rule in model.rules}
@@ -552,7 +554,8 @@ class PolicyCoverage:
         self.seen_true: set[tuple] = set()
         self.seen_false: set[tuple] = set()
 
-        # HCPCS codes a rule names, including the pumps and the lines that follow them.
+        # Pumps and the lines that follow them are decided through the follow rule, not by
+        # naming them, so they are added here to count as codes the policy decides.
         self.codes: dict[str, list[str]] = {}
         for rule in model.rules:
             for code in model.targets.get(rule.id, {}):
@@ -564,7 +567,7 @@ class PolicyCoverage:
                     names.append(model.follow.id)
         self.codes_seen: set[str] = set()
 
-        # ICD-10-CM entries, each a code (a prefix) or a range, as the policy writes them.
+        # Entries as the policy writes them, so a report names what an author can find in the file.
         self.dx_entries: list[tuple[str, str, str, str]] = []  # (set, as written, lo, hi)
         for code_set in model.policy.code_sets:
             if code_set.kind != "diagnoses":
@@ -698,7 +701,10 @@ class PolicyCoverage:
     def report(self) -> str:
         total_rules = len(self.rules)
         evaluated = total_rules - len(self.rules_never_evaluated)
-        out = [f"coverage of {self.policy_id} ({self.label}) by {self.cases} case{'s' if self.cases != 1 else ''}:"]
+        head = f"coverage of {self.policy_id} ({self.label}) by {self.cases} case{'s' if self.cases != 1 else ''}"
+        if self.other_revision_cases:
+            head += f" ({self.other_revision_cases} more, decided under an earlier revision with known_at, not counted)"
+        out = [head + ":"]
         line = f"  rules: {evaluated} of {total_rules} evaluated at least once"
         if self.rules_never_evaluated:
             line += "; never evaluated: " + ", ".join(self.rules_never_evaluated)
@@ -873,10 +879,10 @@ class Runner:
                     problem = err.detail
                 results.append(CaseResult(case, False, [f"{case.label}: {err}"]))
                 continue
-            results.append(self._run_case(case, policy))
+            results.append(self._run_case(case, policy, tests.policy_path))
         return FileResult(tests, results, problem)
 
-    def _run_case(self, case: Case, policy) -> CaseResult:
+    def _run_case(self, case: Case, policy, policy_path: Path) -> CaseResult:
         from medpol.explain import render
 
         decision = policy.decide(case.claim, case.as_of)
@@ -884,8 +890,13 @@ class Runner:
         recorder.evaluations = []
         explained = engine.decide(case.claim, case.as_of)
         if case.known_at is None:
-            # Coverage is of the policy as it stands; a case under an earlier revision tests that one.
             self.coverage_of(policy).record(case.claim, explained, recorder.evaluations)
+        else:
+            # Coverage is of the policy as it stands; a case under an earlier revision tests that one.
+            try:
+                self.coverage_of(self.policy(policy_path, None)).other_revision_cases += 1
+            except _PolicyProblem:
+                pass
         recorder.evaluations = []
         found = differences(case, decision)
         if not found:
