@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import gc
 import io
 import multiprocessing
 import os
@@ -355,24 +356,35 @@ def decide_stream(
         return totals
     # Workers are forked with the compiled policy already in memory: nothing to rebuild.
     ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(policy, as_of, fmt, name)) as pool:
-        in_flight: collections.deque = collections.deque()
+    # Objects inherited at fork stay shared only while nothing writes to them; a collection
+    # pass in a worker would touch (and so copy) every one of them.
+    gc.collect()
+    gc.freeze()
+    # The main process decides one chunk of every `jobs` itself: on a machine with as many
+    # cores as jobs, a process that only read and wrote would leave a core idle.
+    with ctx.Pool(jobs - 1, initializer=_init_worker, initargs=(policy, as_of, fmt, name)) as pool:
+        group: list = []
         for task in chunks:
-            in_flight.append(pool.apply_async(_work, (task,)))
-            # Keep a bounded number of chunks in flight: memory stays flat on any file size.
-            while len(in_flight) >= jobs * 2:
-                data, counts = in_flight.popleft().get()
-                out.write(data)
-                totals.update(counts)
-                if on_chunk:
-                    on_chunk(counts)
-        while in_flight:
-            data, counts = in_flight.popleft().get()
-            out.write(data)
-            totals.update(counts)
-            if on_chunk:
-                on_chunk(counts)
+            group.append(task)
+            if len(group) == jobs:
+                _decide_group(policy, group, pool, as_of, fmt, name, out, totals, on_chunk)
+                group = []
+        if group:
+            _decide_group(policy, group, pool, as_of, fmt, name, out, totals, on_chunk)
     return totals
+
+
+def _decide_group(policy, group, pool, as_of, fmt, name, out, totals, on_chunk) -> None:
+    """Decide a group of chunks, the first here and the rest in workers; write them in order."""
+    waiting = [pool.apply_async(_work, (task,)) for task in group[1:]]
+    first, items = group[0]
+    results = [decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt)]
+    results.extend(w.get() for w in waiting)
+    for data, counts in results:
+        out.write(data)
+        totals.update(counts)
+        if on_chunk:
+            on_chunk(counts)
 
 
 def _encode_header() -> bytes:
