@@ -16,6 +16,8 @@ from dsl import ir
 from dsl.diagnostics import Diagnostic
 
 HCPCS = re.compile(r"^[A-V][0-9]{4}$")
+# Every language version a policy in git may declare; each stays readable forever.
+SUPPORTED_LANGUAGES = (1,)
 TIME_UNITS = {"hour": "hours", "hours": "hours"}
 UNIT_FAMILY = {
     "hour": "hours",
@@ -78,6 +80,13 @@ class _Checker:
         return sorted(set(self.out))
 
     def check_header(self) -> None:
+        if self.policy.language not in SUPPORTED_LANGUAGES:
+            self.report(
+                self.policy.language_span if self.policy.language_span.line else self.policy.span,
+                "unknown-language-version",
+                f"this file is written in medpol language {self.policy.language}, which this compiler does not know",
+                help="versions read: " + ", ".join(map(str, SUPPORTED_LANGUAGES)),
+            )
         rev = self.policy.revision
         if rev is not None and rev.effective < rev.dated:
             self.report(

@@ -435,6 +435,7 @@ class Policy:
     sections: tuple[Section, ...]
     history: tuple[HistoryRow, ...]
     span: Span = attrs.field(default=NO_SPAN, eq=False)
+    language_span: Span = attrs.field(default=NO_SPAN, eq=False)
 
     @property
     def rules(self) -> tuple[Rule, ...]:

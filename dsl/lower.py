@@ -101,11 +101,12 @@ class _Lower(Transformer):
 
     def start(self, meta, children):
         language = 1
+        language_span = ir.NO_SPAN
         header = None
         items = []
         for child in children:
             if isinstance(child, tuple) and child and child[0] == "language":
-                language = child[1]
+                language, language_span = child[1], child[2]
             elif isinstance(child, dict) and child.get("kind") == "header":
                 header = child
             elif child is not None:
@@ -142,10 +143,11 @@ class _Lower(Transformer):
             sections=tuple(sections),
             history=tuple(history),
             span=header["span"],
+            language_span=language_span,
         )
 
     def language(self, meta, children):
-        return ("language", self._int(children[0]))
+        return ("language", self._int(children[0]), _tok_span(children[0]))
 
     def policy_header(self, meta, children):
         header = {
