@@ -103,7 +103,7 @@ class CodeGenerator:
         return "\n".join(head + body + tail)
 
     def criteria_function(self, name: str, crit: ir.Criteria) -> None:
-        fname = self.datum_name("criteria", name)
+        fname = self.criteria_name(name)
         self.lines.append("")
         self.lines.append("")
         self.writeline(f"def {fname}(x, F, hits):", crit)
@@ -113,9 +113,9 @@ class CodeGenerator:
         self.writeline(f"return {result}")
         self.indent -= 1
 
-    def datum_name(self, kind: str, name: str) -> str:
-        names = list(self.model.criteria)
-        return f"criteria_{names.index(name)}"
+    def criteria_name(self, name: str) -> str:
+        """The generated function of a named set of criteria (by position: names are not code)."""
+        return f"criteria_{list(self.model.criteria).index(name)}"
 
     def rule_function(self, index: int, rule: ir.Rule) -> None:
         self.lines.append("")
@@ -268,7 +268,7 @@ class CodeGenerator:
     def emit_Truth(self, cond, owner):
         if cond.name in self.model.criteria:
             v = self.var()
-            fname = self.datum_name("criteria", cond.name)
+            fname = self.criteria_name(cond.name)
             self.writeline(f"{v} = {fname}(x, F, hits)", cond)
             return v
         f = self.fact(cond.name, cond)

@@ -37,10 +37,6 @@ class _Prepared:
         self.ctx: LineContext | None = None
 
 
-class Decision(dict):
-    """A line's decision as the contract writes it, plus the trace when explaining."""
-
-
 def _key(decision: dict) -> tuple:
     return (decision["outcome"], decision.get("category"), decision.get("refer_to"))
 

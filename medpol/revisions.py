@@ -152,21 +152,20 @@ def history(path: str, include_working_tree: bool = True) -> list[RevisionInfo]:
         file = Path(repo.working_tree_dir) / rel
         if file.exists():
             text = file.read_text(encoding="utf-8")
-            newest = next((r for r in commits_text(repo, rel, commits)), None)
-            if newest is None or newest != text:
+            if text != _text_at_head(repo, rel):
                 found = header(text)
                 number, dated, effective, description = found if found else ("?", None, None, "")
                 ordered.insert(0, RevisionInfo(number, dated, effective, description, None, None, None, rel, text))
     return ordered
 
 
-def commits_text(repo, rel: str, commits) -> list[str]:
+def _text_at_head(repo, rel: str) -> str | None:
     """The file's text at HEAD, if HEAD has it (to tell whether the working tree differs)."""
     try:
         blob = repo.head.commit.tree / rel
     except (KeyError, ValueError):
-        return []
-    return [blob.data_stream.read().decode("utf-8", errors="replace")]
+        return None
+    return blob.data_stream.read().decode("utf-8", errors="replace")
 
 
 def _reader_at(repo, commit, policy_rel: str):
