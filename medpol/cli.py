@@ -33,10 +33,12 @@ def _print_problems(err: PolicyError) -> None:
     click.echo(err.render(), err=True)
 
 
-def _load(path: str, known_at: datetime.date | None = None):
+def _load(path: str, known_at: datetime.date | None = None, doing: str = "no claims were decided"):
     from medpol.api import load_policy
     from medpol.revisions import RefError
 
+    if "@" not in path and not Path(path).is_file():
+        raise click.UsageError(f"`{path}` is not a policy file")
     try:
         return load_policy(path, known_at)
     except RefError as err:
@@ -45,7 +47,7 @@ def _load(path: str, known_at: datetime.date | None = None):
     except PolicyError as err:
         _print_problems(err)
         errors = sum(1 for d in err.diagnostics if d.severity == "error")
-        click.echo(f"{path}: {errors} error{'s' if errors != 1 else ''}; no claims were decided", err=True)
+        click.echo(f"{path}: {errors} error{'s' if errors != 1 else ''}; {doing}", err=True)
         sys.exit(1)
 
 
@@ -84,7 +86,7 @@ def check_cmd(paths: tuple[str, ...]) -> None:
 @click.option("--show-python", is_flag=True, help="Print the generated Python predicates.")
 def compile_cmd(policy: str, show_python: bool) -> None:
     """Compile a policy; with --show-python, print the generated code for review."""
-    compiled = _load(policy)
+    compiled = _load(policy, doing="nothing was compiled")
     if show_python:
         click.echo(compiled.python_source, nl=False)
     else:
@@ -409,7 +411,7 @@ def diff_cmd(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str, o
     from compiler.diff import diff_policies, impact
     from medpol.report import render_html, render_markdown, to_json
 
-    old, new = _load(ref_a), _load(ref_b)
+    old, new = _load(ref_a, doing="no diff was made"), _load(ref_b, doing="no diff was made")
     diff = diff_policies(old.model, new.model)
     found = None
     if claims_path is not None:
@@ -444,6 +446,8 @@ def docs_build(policies_dir: str, out: str) -> None:
     """Render every policy, revision and diff page, then build the site in strict mode."""
     from medpol.site import SiteError, build
 
+    if not Path(policies_dir).is_dir() or not any(Path(policies_dir).glob("*.policy")):
+        raise click.UsageError(f"`{policies_dir}` is not a folder of .policy files")
     try:
         html = build(Path(policies_dir), Path(out))
     except PolicyError as err:
