@@ -173,12 +173,18 @@ class Engine:
             prepared.append(_Prepared(index, line, as_of or line.service_date, facts))
 
         run = _ClaimRun(self, claim, prepared)
+        # A line in error still says what it was: a pump's drugs and supplies depend on the
+        # pump, and a pump on its drug, so those lines cannot be decided without it.
+        broken_pumps = [d for d in out if d is not None and d["hcpcs"] in self.pumps]
+        broken_drugs = [d for d in out if d is not None and d["hcpcs"] in self.drug_codes]
         for p in prepared:
             if p.index in run.pump_lines:
-                out[p.index] = run.decide_pump(p)
+                out[p.index] = _depends(p, broken_drugs) or run.decide_pump(p)
         for p in prepared:
             if out[p.index] is None:
-                out[p.index] = run.decide_line(p)
+                follower = p.code in self.followers
+                needs = broken_pumps + (broken_drugs if p.code not in self.drug_codes else []) if follower else []
+                out[p.index] = _depends(p, needs) or run.decide_line(p)
         decision = {"claim": claim.id, "policy": self.policy_id, "revision": self.revision, "lines": out}
         if claim.ignored_fields:
             warnings = [f"`{f}` is not a field of a claim and was ignored" for f in claim.ignored_fields] + warnings
@@ -492,6 +498,20 @@ def _dedupe(reasons: list[dict]) -> list[dict]:
             seen.add(r["rule"])
             out.append(r)
     return out
+
+
+def _depends(p: _Prepared, broken: list[dict]) -> dict | None:
+    """An `error` for a line that cannot be decided because a line it depends on is in error."""
+    if not broken:
+        return None
+    first = broken[0]
+    return {
+        "seq": p.line.seq,
+        "hcpcs": p.code,
+        "outcome": "error",
+        "field": first.get("field"),
+        "message": f"depends on line {first['seq']} ({first['hcpcs']}), which is in error: {first['message']}",
+    }
 
 
 def _finish(p: _Prepared, decision: dict) -> dict:
