@@ -205,6 +205,15 @@ def _last_token_before(text: str, tok: Token) -> tuple[int, int]:
     return line, column
 
 
+def _first_tab_indent(text: str, upto: int) -> int | None:
+    """The first line up to `upto` whose indentation holds a tab, if any."""
+    for number, line in enumerate(text.split("\n")[:upto], 1):
+        stripped = line.lstrip(" \t")
+        if stripped and not stripped.startswith("#") and "\t" in line[: len(line) - len(stripped)]:
+            return number
+    return None
+
+
 def parse(text: str, path: str = "<policy>") -> Tree:
     """Parse a policy's text; raise PolicyError with a diagnostic for a syntax error."""
     if not text.endswith("\n"):
@@ -216,6 +225,22 @@ def parse(text: str, path: str = "<policy>") -> Tree:
     except BadIndent as err:
         tok = err.token
         line = tok.end_line or tok.line or 1
+        tabbed = _first_tab_indent(text, line)
+        if tabbed is not None:
+            # A tab counts as eight spaces, so a tab-indented line rarely lines up with its block.
+            raise PolicyError(
+                [
+                    Diagnostic(
+                        path,
+                        tabbed,
+                        1,
+                        "tab-indent",
+                        "this line is indented with a tab",
+                        help="indent with spaces, two per level (`medpol fmt` rewrites the file)",
+                    )
+                ],
+                {path: text},
+            ) from None
         raise PolicyError(
             [
                 Diagnostic(
