@@ -205,6 +205,18 @@ def _last_token_before(text: str, tok: Token) -> tuple[int, int]:
     return line, column
 
 
+def _tab_indent(path: str, line: int) -> Diagnostic:
+    # A tab counts as eight spaces, so a tab-indented line rarely lines up with its block.
+    return Diagnostic(
+        path,
+        line,
+        1,
+        "tab-indent",
+        "this line is indented with a tab",
+        help="indent with spaces, two per level (`medpol fmt` rewrites the file)",
+    )
+
+
 def _first_tab_indent(text: str, upto: int) -> int | None:
     """The first line up to `upto` whose indentation holds a tab, if any."""
     for number, line in enumerate(text.split("\n")[:upto], 1):
@@ -221,26 +233,17 @@ def parse(text: str, path: str = "<policy>") -> Tree:
     try:
         return _parser().parse(text)
     except UnexpectedInput as err:
-        raise PolicyError([_diagnose(err, path, text)], {path: text}) from None
+        found = _diagnose(err, path, text)
+        tabbed = _first_tab_indent(text, found.line) if found.code == "unexpected-indent" else None
+        if tabbed is not None:
+            found = _tab_indent(path, tabbed)
+        raise PolicyError([found], {path: text}) from None
     except BadIndent as err:
         tok = err.token
         line = tok.end_line or tok.line or 1
         tabbed = _first_tab_indent(text, line)
         if tabbed is not None:
-            # A tab counts as eight spaces, so a tab-indented line rarely lines up with its block.
-            raise PolicyError(
-                [
-                    Diagnostic(
-                        path,
-                        tabbed,
-                        1,
-                        "tab-indent",
-                        "this line is indented with a tab",
-                        help="indent with spaces, two per level (`medpol fmt` rewrites the file)",
-                    )
-                ],
-                {path: text},
-            ) from None
+            raise PolicyError([_tab_indent(path, tabbed)], {path: text}) from None
         raise PolicyError(
             [
                 Diagnostic(
