@@ -213,7 +213,7 @@ def _tab_indent(path: str, line: int) -> Diagnostic:
         1,
         "tab-indent",
         "this line is indented with a tab",
-        help="indent with spaces, two per level (`medpol fmt` rewrites the file)",
+        help="indent with spaces, two per level",
     )
 
 
