@@ -361,30 +361,35 @@ def decide_stream(
     gc.collect()
     gc.freeze()
     # The main process decides one chunk of every `jobs` itself: on a machine with as many
-    # cores as jobs, a process that only read and wrote would leave a core idle.
+    # cores as jobs, a process that only read and wrote would leave a core idle. Worker
+    # chunks are queued ahead of the main process's own, so the workers never wait on it.
     with ctx.Pool(jobs - 1, initializer=_init_worker, initargs=(policy, as_of, fmt, name)) as pool:
-        group: list = []
-        for task in chunks:
-            group.append(task)
-            if len(group) == jobs:
-                _decide_group(policy, group, pool, as_of, fmt, name, out, totals, on_chunk)
-                group = []
-        if group:
-            _decide_group(policy, group, pool, as_of, fmt, name, out, totals, on_chunk)
+        queue: collections.deque = collections.deque()
+        for number, task in enumerate(chunks):
+            if number % jobs == 0:
+                queue.append(("here", task))
+            else:
+                queue.append(("there", pool.apply_async(_work, (task,))))
+            # A bounded queue keeps memory flat whatever the file's size.
+            while len(queue) > jobs * 2:
+                _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk)
+        while queue:
+            _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk)
     return totals
 
 
-def _decide_group(policy, group, pool, as_of, fmt, name, out, totals, on_chunk) -> None:
-    """Decide a group of chunks, the first here and the rest in workers; write them in order."""
-    waiting = [pool.apply_async(_work, (task,)) for task in group[1:]]
-    first, items = group[0]
-    results = [decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt)]
-    results.extend(w.get() for w in waiting)
-    for data, counts in results:
-        out.write(data)
-        totals.update(counts)
-        if on_chunk:
-            on_chunk(counts)
+def _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk) -> None:
+    """Decide (here) or collect (from a worker) the oldest chunk and write it."""
+    where, job = queue.popleft()
+    if where == "here":
+        first, items = job
+        data, counts = decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt)
+    else:
+        data, counts = job.get()
+    out.write(data)
+    totals.update(counts)
+    if on_chunk:
+        on_chunk(counts)
 
 
 def _encode_header() -> bytes:
