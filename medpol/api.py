@@ -7,7 +7,9 @@ decision = policy.decide(claim_dict, as_of=date(2026, 1, 20))  # what-if
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,6 +26,23 @@ from dsl import ir
 from dsl.diagnostics import Diagnostic, PolicyError
 from dsl.lower import read
 from medpol.decide import Engine
+
+
+@contextlib.contextmanager
+def batch_collection(young: int = 50_000):
+    """Run the garbage collector's young generation less often while deciding a batch.
+
+    A decision allocates hundreds of small dicts and lists that are freed by reference
+    counting as soon as it is written, and hold no cycles; with the default threshold the
+    collector would scan them every few hundred allocations, about a third of the time
+    spent per claim.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(young, old[0]), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 class CompiledPolicy:
@@ -71,9 +90,11 @@ class CompiledPolicy:
         return self.engine.decide(claim, as_of)
 
     def decide_many(self, claims: Iterable[Any], as_of: datetime.date | None = None) -> Iterator[dict]:
+        """Decide claims one after another, in order; faster per claim than `decide` in a loop."""
         decide = self.engine.decide
-        for claim in claims:
-            yield decide(claim, as_of)
+        with batch_collection():
+            for claim in claims:
+                yield decide(claim, as_of)
 
     def interpreted(self) -> Engine:
         """An engine over the reference interpreter, tracing every rule it evaluates."""

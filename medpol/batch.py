@@ -343,6 +343,13 @@ def decide_stream(
     on_chunk=None,
 ) -> collections.Counter:
     """Decide every chunk and write the decisions in input order; return the counts."""
+    from medpol.api import batch_collection
+
+    with batch_collection():
+        return _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk)
+
+
+def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk) -> collections.Counter:
     totals: collections.Counter = collections.Counter()
     if fmt == "csv":
         out.write(_encode_header())
