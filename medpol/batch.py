@@ -48,27 +48,11 @@ def jsonl_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list[bytes]]]:
         yield first, chunk
 
 
-CSV_COLUMNS = (
-    "claim_id",
-    "member_id",
-    "birth_date",
-    "line_of_business",
-    "licensed_in_state",
-    "diagnoses",
-    "seq",
-    "hcpcs",
-    "modifiers",
-    "service_date",
-    "units",
-    "place_of_service",
-    "line_facts",
-    "facts",
-    "history",
-)
-
-
 def csv_claims(stream) -> Iterator[object]:
     """Claims from CSV rows, one row per claim line, consecutive rows of a claim id grouped.
+
+    Columns: claim_id, member_id, birth_date, line_of_business, licensed_in_state, diagnoses,
+    seq, hcpcs, modifiers, service_date, units, place_of_service, line_facts, facts, history.
 
     Claim-level columns are read from a claim's first row; `diagnoses` and `modifiers` are
     separated by `;`; `facts`, `line_facts` and `history` hold JSON.
