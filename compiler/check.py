@@ -9,31 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from compiler import icd10
+from compiler import icd10, types
+from compiler import words as _words
 from compiler.passages import SourceDocument
-from compiler.resolve import ALL_DRUGS, BUILTIN_FACTS, Model
+from compiler.resolve import ALL_DRUGS, BUILTIN_FACTS, Model, coerce_value
 from dsl import ir
 from dsl.diagnostics import Diagnostic
 
 HCPCS = re.compile(r"^[A-V][0-9]{4}$")
 # Every language version a policy in git may declare; each stays readable forever.
 SUPPORTED_LANGUAGES = (1,)
-TIME_UNITS = {"hour": "hours", "hours": "hours"}
-UNIT_FAMILY = {
-    "hour": "hours",
-    "hours": "hours",
-    "mmHg": "mmHg",
-    "mg/dl": "mg/dl",
-    "percent": "percent",
-    "month": "months",
-    "months": "months",
-    "year": "years",
-    "years": "years",
-    "day": "days",
-    "days": "days",
-    "week": "weeks",
-    "weeks": "weeks",
-}
+
 
 
 class _Checker:
@@ -87,13 +73,8 @@ class _Checker:
                 f"this file is written in medpol language {self.policy.language}, which this compiler does not know",
                 help="versions read: " + ", ".join(map(str, SUPPORTED_LANGUAGES)),
             )
-        rev = self.policy.revision
-        if rev is not None and rev.effective < rev.dated:
-            self.report(
-                rev,
-                "effective-before-dated",
-                f"revision {rev.number} takes effect on {rev.effective} before it is dated {rev.dated}",
-            )
+        # A revision may take effect before the date it is published: CMS routinely
+        # publishes an LCD revision that is effective retroactively.
 
     def check_facts(self) -> None:
         for fact in self.policy.facts:
@@ -221,8 +202,26 @@ class _Checker:
                         f"`{code}` has no vial size, so a limit in vials cannot be counted",
                         help="declare it on the drug: `blinatumomab J9039 (vial = 35 units)`",
                     )
-        if rule.limit.period == "rolling" and rule.limit.unit != "days":
-            self.report(rule, "unsupported-limit", "a limit within N days counts days of service: write `N days`")
+        lim = rule.limit
+        if lim.period == "rolling":
+            self.check_period(lim.length_unit, rule)
+        if lim.period == "line" and lim.unit == "days":
+            self.report(rule, "unsupported-limit", "a line has one date of service: limit its units, not its days")
+        if lim.excess and lim.unit == "days":
+            self.report(
+                rule,
+                "unsupported-limit",
+                "days of service are not paid in part: a line past the limit is denied whole",
+                help="leave out `, excess denied`",
+            )
+        if not isinstance(lim.amount, (int, float)):
+            found = self.operand_type(lim.amount, rule)
+            if found is not None and (found[0] != "number" or not types.comparable(found[1], ())):
+                self.report(rule, "unit-mismatch", "a limit's amount is a count: its units must cancel out")
+            elif found is not None and found[1] and found[1] != types.dimension(types.BILLING_UNITS):
+                self.report(
+                    rule, "unit-mismatch", f"a limit's amount is a count, and this one is in {types.words(found[1])}"
+                )
 
     def check_follow(self) -> None:
         follow = self.model.follow
@@ -278,6 +277,25 @@ class _Checker:
             values = (cond.value,) if isinstance(cond, ir.Is) else cond.values
             if ftype is not None:
                 for value in values:
+                    value = coerce_value(ftype, value)
+                    if ftype.kind == "date" and value == "none":
+                        if not ftype.or_none:
+                            self.report(
+                                cond,
+                                "type-mismatch",
+                                f"`{cond.name}` is a date that is always given, so it is never `none`",
+                                help=f"declare it `{cond.name}: date or none` if the record may show no such event",
+                            )
+                        continue
+                    if cond.name == "place_of_service" and not _PLACE_OF_SERVICE.match(str(value)):
+                        self.report(
+                            cond,
+                            "unknown-value",
+                            f"`{_show(value)}` is not a place of service code, so no claim line matches it",
+                            help="write the two-digit CMS code, e.g. `place_of_service is 12` for home",
+                            severity="warning",
+                        )
+                        continue
                     if not _fits(ftype, value):
                         if ftype.kind == "enum":
                             self.report(
@@ -301,28 +319,30 @@ class _Checker:
                 self.used_sets.add(ref.name)
                 if not self._is_codes(ref.name):
                     self.report(ref, "undefined-set", f"`{ref.name}` is not a code, code set or drug")
+            if cond.period is not None:
+                self.check_period(cond.period.unit, cond.period)
         elif isinstance(cond, ir.DrugIn):
             for ref in cond.codes.include:
                 self.used_sets.add(ref.name)
                 if not self._is_codes(ref.name):
                     self.report(ref, "undefined-set", f"`{ref.name}` is not a code, code set or drug")
-        elif isinstance(cond, ir.LineCovered):
-            if not HCPCS.match(cond.code):
-                self.report(cond, "malformed-hcpcs", f"`{cond.code}` is not a HCPCS Level II code")
-            elif cond.code not in model.pumps:
-                self.report(
-                    cond,
-                    "not-a-pump",
-                    f"`{cond.code} is covered` reads a pump line's decision, and `{cond.code}` is not a pump",
-                    help="pumps are the codes the `administer` rule names",
-                )
-        elif isinstance(cond, ir.WithinBefore):
-            for name in (cond.earlier, cond.later):
-                ftype = self.fact_type(name, cond)
-                if ftype is not None and ftype.kind != "date":
-                    self.report(cond, "type-mismatch", f"`{name}` is {_a(ftype)}, not a date")
-            if UNIT_FAMILY.get(cond.unit) not in ("days", "weeks", "months", "years"):
-                self.report(cond, "unit-mismatch", f"`{cond.unit}` is not a length of time between dates")
+        elif isinstance(cond, ir.LineOutcome):
+            for ref in cond.codes.include:
+                self.used_sets.add(ref.name)
+                if _looks_like_code(ref.name) and not HCPCS.match(ref.name):
+                    self.report(cond, "malformed-hcpcs", f"`{ref.name}` is not a HCPCS Level II code")
+                elif not self._is_codes(ref.name):
+                    self.report(ref, "undefined-set", f"`{ref.name}` is not a code, code set or drug")
+        elif isinstance(cond, ir.Within):
+            for operand in (cond.subject, cond.anchor):
+                found = self.operand_type(operand, cond)
+                if found is not None and found[0] != "date":
+                    self.report(cond, "type-mismatch", f"`{_words.operand(operand)}` is not a date")
+            self.check_period(cond.unit, cond)
+
+    def check_period(self, unit: str, node) -> None:
+        if types.UNIT_FAMILY.get(unit) not in types.TIME:
+            self.report(node, "unit-mismatch", f"`{unit}` is not a length of time: write days, weeks, months or years")
 
     def _is_codes(self, name: str) -> bool:
         m = self.model
@@ -349,26 +369,33 @@ class _Checker:
         )
         return None
 
-    def operand_type(self, operand, node) -> tuple[str, str | None] | None:
-        """(kind, unit family) of an operand, or None when it is undefined."""
-        if isinstance(operand, ir.Quantity):
-            return ("number", UNIT_FAMILY.get(operand.unit) if operand.unit else None)
-        if isinstance(operand, ir.LineUnits):
-            return ("number", "billing units")
-        if operand.name == "age":
-            return ("number", "age")
-        ftype = self.fact_type(operand.name, node)
-        if ftype is None:
+    def operand_type(self, operand, node, other=None) -> types.Type | None:
+        """The type of an operand, or None when it cannot be typed (each problem reported once)."""
+        for name in _fact_names(operand):
+            if name != "age":
+                self.fact_type(name, node)  # reports an undefined fact, marks a declared one used
+        for ref in _code_refs(operand):
+            self.used_sets.add(ref.name)
+            if not self._is_codes(ref.name):
+                self.report(ref, "undefined-set", f"`{ref.name}` is not a code, code set or drug")
+        for found in _periods(operand):
+            self.check_period(found.unit, found)
+        if any(n not in self.model.facts and n not in BUILTIN_FACTS for n in _fact_names(operand)):
             return None
-        if ftype.kind == "int":
-            return ("number", None)
-        if ftype.kind == "number":
-            return ("number", UNIT_FAMILY.get(ftype.unit) if ftype.unit else None)
-        return (ftype.kind, None)
+        return types.type_of(self.model, operand, lambda n, code, message: self.report(n, code, message), other)
 
     def check_compare(self, cond: ir.Compare) -> None:
-        left = self.operand_type(cond.left, cond)
-        right = self.operand_type(cond.right, cond)
+        if _is_age(cond.left) or _is_age(cond.right):
+            other = cond.right if _is_age(cond.left) else cond.left
+            found = self.operand_type(other, cond)
+            if not isinstance(other, ir.Quantity) or types.time_unit(found[1] if found else ()) not in (
+                "months",
+                "years",
+            ):
+                self.report(cond, "unit-mismatch", "compare `age` with months or years, e.g. `age >= 1 month`")
+            return
+        left = self.operand_type(cond.left, cond, cond.right)
+        right = self.operand_type(cond.right, cond, cond.left)
         if left is None or right is None:
             return
         (lk, lu), (rk, ru) = left, right
@@ -382,13 +409,8 @@ class _Checker:
                     f"cannot compare a {_kind_words(cond.left, lk)} with a {_kind_words(cond.right, rk)}",
                 )
             return
-        if lu == "age" or ru == "age":
-            other = ru if lu == "age" else lu
-            if other not in ("months", "years"):
-                self.report(cond, "unit-mismatch", "compare `age` with months or years, e.g. `age >= 1 month`")
-            return
-        if lu and ru and lu != ru and "billing units" not in (lu, ru):
-            self.report(cond, "unit-mismatch", f"cannot compare {lu} with {ru}")
+        if not types.comparable(lu, ru):
+            self.report(cond, "unit-mismatch", f"cannot compare {types.words(lu)} with {types.words(ru)}")
 
     # ------------------------------------------------------------ whole-policy checks
 
@@ -471,6 +493,41 @@ class _Checker:
                     "this passage is not in the source document",
                     help="quote the policy text exactly; leave words out with `...`",
                 )
+
+
+_PLACE_OF_SERVICE = re.compile(r"^[0-9]{2}$")
+
+
+def _is_age(operand) -> bool:
+    return isinstance(operand, ir.FactRef) and operand.name == "age"
+
+
+def _fact_names(operand) -> Iterator[str]:
+    if isinstance(operand, ir.FactRef):
+        yield operand.name
+    elif isinstance(operand, ir.Arith):
+        yield from _fact_names(operand.left)
+        yield from _fact_names(operand.right)
+
+
+def _code_refs(operand) -> Iterator[ir.Ref]:
+    if isinstance(operand, ir.EarlierUnits):
+        yield from operand.codes.include
+    elif isinstance(operand, ir.Arith):
+        yield from _code_refs(operand.left)
+        yield from _code_refs(operand.right)
+
+
+def _periods(operand) -> Iterator[ir.Period]:
+    if isinstance(operand, ir.EarlierUnits):
+        yield operand.period
+    elif isinstance(operand, ir.Arith):
+        yield from _periods(operand.left)
+        yield from _periods(operand.right)
+
+
+def _looks_like_code(name: str) -> bool:
+    return len(name) >= 3 and name[0].isupper() and name[1].isdigit()
 
 
 def _a(ftype: ir.FactType) -> str:

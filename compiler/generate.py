@@ -9,7 +9,8 @@ module's namespace, bound to generated names (`CODES_3`, `DX_1`).
 
 from __future__ import annotations
 
-from compiler.resolve import Model, resolve_targets
+from compiler.resolve import Model, coerce_value, resolve_targets
+from compiler.types import shift_unit
 from dsl import ir
 
 HEADER = """\
@@ -71,10 +72,14 @@ class CodeGenerator:
         body_start = len(self.lines)
         for name, crit in model.criteria.items():
             self.criteria_function(name, crit)
+        amounts = []
         for index, rule in enumerate(model.rules):
             if rule.kind in ("otherwise", "follow"):
                 continue
             self.rule_function(index, rule)
+            if rule.kind == "limit" and not isinstance(rule.limit.amount, (int, float)):
+                self.amount_function(index, rule)
+                amounts.append(f"({'amount'!r}, {rule.id!r}): limit_amount_{index}")
         body = self.lines[body_start:]
         rev = model.policy.revision
         head = [
@@ -83,13 +88,17 @@ class CodeGenerator:
                 revision=f"revision {rev.number!r}" if rev else "no revision",
             )
         ]
+        head.append("from compiler.runtime import NO_EVENT as _NO_EVENT")
         head.append("from compiler.runtime import age as _age")
+        head.append("from compiler.runtime import arith as _arith")
         head.append("from compiler.runtime import billed_with as _billed_with")
         head.append("from compiler.runtime import builtin as _builtin")
+        head.append("from compiler.runtime import compare as _compare")
         head.append("from compiler.runtime import drug_in as _drug_in")
         head.append("from compiler.runtime import dx_in as _dx_in")
-        head.append("from compiler.runtime import line_covered as _line_covered")
-        head.append("from compiler.runtime import within_before as _within_before")
+        head.append("from compiler.runtime import earlier_units as _earlier_units")
+        head.append("from compiler.runtime import line_outcome as _line_outcome")
+        head.append("from compiler.runtime import within as _within")
         head.append("")
         for names, const in sorted(self.missing.items(), key=lambda kv: int(kv[1].split("_")[1])):
             head.append(f"{const} = frozenset({names!r})")
@@ -99,6 +108,8 @@ class CodeGenerator:
         rules = ", ".join(
             f"{rule.id!r}: rule_{i}" for i, rule in enumerate(model.rules) if rule.kind not in ("otherwise", "follow")
         )
+        if amounts:
+            rules = ", ".join([rules, *amounts])
         tail = ["", "", f"PREDICATES = {{{rules}}}", ""]
         return "\n".join(head + body + tail)
 
@@ -128,6 +139,21 @@ class CodeGenerator:
         cond = ir.AllOf(tuple(rule.requires) + (rule.condition,), rule.span)
         result = self.emit(cond, rule.id)
         self.writeline(f"return {result}")
+        self.indent -= 1
+
+    def amount_function(self, index: int, rule: ir.Rule) -> None:
+        """A limit's computed amount: a number, or the facts it lacks."""
+        self.lines.append("")
+        self.lines.append("")
+        self.writeline(f"def limit_amount_{index}(x):", rule)
+        self.indent += 1
+        self.writeline(f"# the amount of limit rule {rule.id!r}")
+        self.writeline("F = x.facts")
+        reads: list[tuple[str, str]] = []
+        expr = self.expression(rule.limit.amount, None, rule, reads)
+        v = self.var()
+        self._known(v, reads, expr)
+        self.writeline(f"return {v}")
         self.indent -= 1
 
     # ------------------------------------------------------------ conditions
@@ -276,47 +302,97 @@ class CodeGenerator:
         self.writeline(f"{v} = {self.missing_const(cond.name)} if {f} is None else {f} is True")
         return v
 
+    def _is_value(self, name: str, value) -> str:
+        """A value a fact is tested against, as Python: `none` is the absent event of a date."""
+        ftype = self.model.fact_type(name)
+        if ftype is not None and ftype.kind == "date" and value == "none":
+            return "_NO_EVENT"
+        return repr(coerce_value(ftype, value))
+
     def emit_Is(self, cond, owner):
         f = self.fact(cond.name, cond)
         v = self.var()
-        op = "!=" if cond.negated else "=="
-        self.writeline(f"{v} = {self.missing_const(cond.name)} if {f} is None else {f} {op} {cond.value!r}")
+        op = "is not" if cond.negated else "is"
+        value = self._is_value(cond.name, cond.value)
+        if value != "_NO_EVENT":
+            op = "!=" if cond.negated else "=="
+        self.writeline(f"{v} = {self.missing_const(cond.name)} if {f} is None else {f} {op} {value}")
         return v
 
     def emit_In(self, cond, owner):
         f = self.fact(cond.name, cond)
         v = self.var()
-        self.writeline(f"{v} = {self.missing_const(cond.name)} if {f} is None else {f} in {tuple(cond.values)!r}")
+        ftype = self.model.fact_type(cond.name)
+        values = tuple(coerce_value(ftype, value) for value in cond.values)
+        self.writeline(f"{v} = {self.missing_const(cond.name)} if {f} is None else {f} in {values!r}")
         return v
 
-    def operand(self, operand, other, node) -> tuple[str, str | None]:
+    def expression(self, operand, other, node, reads: list[tuple[str, str]]) -> str:
+        """Python for an operand; each fact it reads is put in a variable and listed in `reads`."""
         if isinstance(operand, ir.Quantity):
-            return repr(operand.value), None
+            return repr(operand.value)
+        if isinstance(operand, ir.DateLiteral):
+            return self.date_const(operand.value)
         if isinstance(operand, ir.LineUnits):
-            return "x.units", None
+            return "x.units"
+        if isinstance(operand, ir.EarlierUnits):
+            codes = self._members(operand.codes)
+            period = operand.period
+            return f"_earlier_units(x, {codes}, {period.amount!r}, {period.unit!r})"
+        if isinstance(operand, ir.Arith):
+            left = self.expression(operand.left, operand.right, node, reads)
+            right = self.expression(operand.right, operand.left, node, reads)
+            shift = shift_unit(self.model, operand)
+            return f"_arith({operand.op!r}, {left}, {right}, {shift!r})"
         if operand.name == "age":
             unit = other.unit if isinstance(other, ir.Quantity) else None
-            return f"_age(x, {unit!r})", None
-        return self.fact(operand.name, node), operand.name
+            return f"_age(x, {unit!r})"
+        f = self.fact(operand.name, node)
+        reads.append((f, operand.name))
+        return f
+
+    def _known(self, v: str, reads: list[tuple[str, str]], expr: str) -> None:
+        """`v = expr`, or the facts among `reads` that are missing.
+
+        An event that did not happen (`none`) fails the test whatever the other facts are.
+        """
+        dates = [f for f, name in reads if self._may_be_none(name)]
+        if dates:
+            self.writeline(f"if {' or '.join(f'{f} is _NO_EVENT' for f in dates)}:")
+            self.writeline(f"    {v} = False")
+            self.writeline("else:")
+            self.indent += 1
+            self._known_values(v, reads, expr)
+            self.indent -= 1
+        else:
+            self._known_values(v, reads, expr)
+
+    def _may_be_none(self, name: str) -> bool:
+        ftype = self.model.fact_type(name)
+        return ftype is not None and ftype.kind == "date" and ftype.or_none
+
+    def _known_values(self, v: str, reads: list[tuple[str, str]], expr: str) -> None:
+        if not reads:
+            self.writeline(f"{v} = {expr}")
+        elif len(reads) == 1:
+            f, name = reads[0]
+            self.writeline(f"{v} = {self.missing_const(name)} if {f} is None else {expr}")
+        else:
+            tests = " or ".join(f"{f} is None" for f, _ in reads)
+            pairs = ", ".join(f"({name!r}, {f})" for f, name in reads)
+            self.writeline(f"if {tests}:")
+            self.writeline(f"    {v} = frozenset(n for n, f in ({pairs},) if f is None)")
+            self.writeline("else:")
+            self.writeline(f"    {v} = {expr}")
 
     def emit_Compare(self, cond, owner):
         if cond.op not in _COMPARE_OPS:
             raise ValueError(f"unknown comparison {cond.op!r}")
-        left, lname = self.operand(cond.left, cond.right, cond)
-        right, rname = self.operand(cond.right, cond.left, cond)
+        reads: list[tuple[str, str]] = []
+        left = self.expression(cond.left, cond.right, cond, reads)
+        right = self.expression(cond.right, cond.left, cond, reads)
         v = self.var()
-        facts = [(expr, name) for expr, name in ((left, lname), (right, rname)) if name is not None]
-        if not facts:
-            self.writeline(f"{v} = {left} {cond.op} {right}", cond)
-        elif len(facts) == 1:
-            expr, name = facts[0]
-            self.writeline(f"{v} = {self.missing_const(name)} if {expr} is None else {left} {cond.op} {right}")
-        else:
-            (le, ln), (re_, rn) = facts
-            self.writeline(f"if {le} is None or {re_} is None:")
-            self.writeline(f"    {v} = frozenset(n for n, f in (({ln!r}, {le}), ({rn!r}, {re_})) if f is None)")
-            self.writeline("else:")
-            self.writeline(f"    {v} = {left} {cond.op} {right}")
+        self._known(v, reads, f"_compare({cond.op!r}, {left}, {right})")
         return v
 
     def emit_DiagnosisIn(self, cond, owner):
@@ -336,7 +412,11 @@ class CodeGenerator:
         codes = self._members(cond.codes)
         other = self._members(cond.other_than) if cond.other_than is not None else "None"
         v = self.var()
-        self.writeline(f"{v} = _billed_with(x, {codes}, {other})", cond)
+        if cond.period is None:
+            self.writeline(f"{v} = _billed_with(x, {codes}, {other})", cond)
+        else:
+            period = (cond.period.amount, cond.period.unit)
+            self.writeline(f"{v} = _billed_with(x, {codes}, {other}, {period!r})", cond)
         return v
 
     def emit_DrugIn(self, cond, owner):
@@ -346,9 +426,10 @@ class CodeGenerator:
         self.writeline(f"{v} = _drug_in(x, {codes}, {self.missing_const(fact)})", cond)
         return v
 
-    def emit_LineCovered(self, cond, owner):
+    def emit_LineOutcome(self, cond, owner):
+        codes = self._members(cond.codes)
         v = self.var()
-        self.writeline(f"{v} = _line_covered(x, {cond.code!r})", cond)
+        self.writeline(f"{v} = _line_outcome(x, {codes}, {cond.outcome!r}, {cond.category!r})", cond)
         return v
 
     def emit_HasModifier(self, cond, owner):
@@ -356,16 +437,13 @@ class CodeGenerator:
         self.writeline(f"{v} = {cond.modifier!r} in x.modifiers", cond)
         return v
 
-    def emit_WithinBefore(self, cond, owner):
-        a = self.fact(cond.earlier, cond)
-        b = self.fact(cond.later, cond)
+    def emit_Within(self, cond, owner):
+        reads: list[tuple[str, str]] = []
+        subject = self.expression(cond.subject, None, cond, reads)
+        anchor = self.expression(cond.anchor, None, cond, reads)
         v = self.var()
-        self.writeline(f"if {a} is None or {b} is None:")
-        self.writeline(
-            f"    {v} = frozenset(n for n, f in (({cond.earlier!r}, {a}), ({cond.later!r}, {b})) if f is None)"
-        )
-        self.writeline("else:")
-        self.writeline(f"    {v} = _within_before({a}, {cond.amount!r}, {cond.unit!r}, {b})")
+        args = f"{cond.amount!r}, {cond.unit!r}, {cond.direction!r}"
+        self._known(v, reads, f"_within({subject}, {args}, {anchor})")
         return v
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import attrs
 
 from compiler import runtime
-from compiler.resolve import Model, resolve_targets
+from compiler.resolve import Model, coerce_value, resolve_targets
+from compiler.types import shift_unit
 from compiler.words import describe, window_words
 from dsl import ir
 
@@ -103,13 +104,17 @@ class Interpreter:
             self._used(node, cond.name, value)
             if value is None:
                 return frozenset((cond.name,))
-            return (value == cond.value) != cond.negated
+            ftype = self.model.fact_type(cond.name)
+            if ftype is not None and ftype.kind == "date" and cond.value == "none":
+                return (value is runtime.NO_EVENT) != cond.negated
+            return (value == coerce_value(ftype, cond.value)) != cond.negated
         if isinstance(cond, ir.In):
             value = _fact(ctx, cond.name)
             self._used(node, cond.name, value)
             if value is None:
                 return frozenset((cond.name,))
-            return value in cond.values
+            ftype = self.model.fact_type(cond.name)
+            return value in tuple(coerce_value(ftype, v) for v in cond.values)
         if isinstance(cond, ir.Compare):
             return self._compare(cond, ctx, node)
         if isinstance(cond, ir.DiagnosisIn):
@@ -119,26 +124,33 @@ class Interpreter:
         if isinstance(cond, ir.BilledWith):
             other = self.targets(cond.other_than) if cond.other_than is not None else None
             self._used(node, "lines", list(ctx.codes))
-            return runtime.billed_with(ctx, self.targets(cond.codes), other)
+            if cond.period is None:
+                return runtime.billed_with(ctx, self.targets(cond.codes), other)
+            self._used(node, "history", [code for code, _, _ in ctx.history])
+            period = (cond.period.amount, cond.period.unit)
+            return runtime.billed_with(ctx, self.targets(cond.codes), other, period)
         if isinstance(cond, ir.DrugIn):
             self._used(node, "drug", ctx.drug)
             fact = self.model.follow.drug_fact if self.model.follow else "drug"
             return runtime.drug_in(ctx, self.targets(cond.codes), frozenset((fact,)))
-        if isinstance(cond, ir.LineCovered):
-            value = runtime.line_covered(ctx, cond.code)
-            self._used(node, cond.code, [o for o, _ in ctx.status.get(cond.code, ())] or "not billed")
+        if isinstance(cond, ir.LineOutcome):
+            codes = self.targets(cond.codes)
+            value = runtime.line_outcome(ctx, codes, cond.outcome, cond.category)
+            seen = [o for code, decided in ctx.status.items() if code in codes for o, _, _ in decided]
+            self._used(node, "decided lines", seen or "not billed")
             return value
         if isinstance(cond, ir.HasModifier):
             self._used(node, "modifiers", list(ctx.modifiers))
             return cond.modifier in ctx.modifiers
-        if isinstance(cond, ir.WithinBefore):
-            earlier, later = ctx.facts.get(cond.earlier), ctx.facts.get(cond.later)
-            self._used(node, cond.earlier, earlier)
-            self._used(node, cond.later, later)
-            missing = frozenset(n for n, v in ((cond.earlier, earlier), (cond.later, later)) if v is None)
+        if isinstance(cond, ir.Within):
+            missing: set[str] = set()
+            subject = self._value(cond.subject, None, ctx, node, missing)
+            anchor = self._value(cond.anchor, None, ctx, node, missing)
+            if runtime.NO_EVENT in (subject, anchor):
+                return False  # an event that did not happen is in no period
             if missing:
-                return missing
-            return runtime.within_before(earlier, cond.amount, cond.unit, later)
+                return frozenset(missing)
+            return runtime.within(subject, cond.amount, cond.unit, cond.direction, anchor)
         raise TypeError(f"no evaluation for {type(cond).__name__}")
 
     def _group(self, cond, ctx, owner, node):
@@ -185,12 +197,28 @@ class Interpreter:
             return False
         return frozenset().union(*unknown)
 
-    def _operand(self, operand, other, ctx, node):
+    def _value(self, operand, other, ctx, node, missing: set[str]):
+        """An operand's value; a fact the claim lacks is added to `missing` (the value is then None)."""
         if isinstance(operand, ir.Quantity):
+            return operand.value
+        if isinstance(operand, ir.DateLiteral):
             return operand.value
         if isinstance(operand, ir.LineUnits):
             self._used(node, "units", ctx.units)
             return ctx.units
+        if isinstance(operand, ir.EarlierUnits):
+            period = operand.period
+            value = runtime.earlier_units(ctx, self.targets(operand.codes), period.amount, period.unit)
+            self._used(node, f"earlier units within {period.amount:g} {period.unit}", value)
+            return value
+        if isinstance(operand, ir.Arith):
+            left = self._value(operand.left, operand.right, ctx, node, missing)
+            right = self._value(operand.right, operand.left, ctx, node, missing)
+            if runtime.NO_EVENT in (left, right):
+                return runtime.NO_EVENT
+            if left is None or right is None:
+                return None
+            return runtime.arith(operand.op, left, right, shift_unit(self.model, operand))
         if operand.name == "age":
             unit = other.unit if isinstance(other, ir.Quantity) else None
             value = runtime.age(ctx, unit)
@@ -198,32 +226,26 @@ class Interpreter:
             return value
         value = _fact(ctx, operand.name)
         self._used(node, operand.name, value)
+        if value is None:
+            missing.add(operand.name)
         return value
 
     def _compare(self, cond, ctx, node):
-        left = self._operand(cond.left, cond.right, ctx, node)
-        right = self._operand(cond.right, cond.left, ctx, node)
-        missing = frozenset(
-            o.name for o, v in ((cond.left, left), (cond.right, right)) if v is None and isinstance(o, ir.FactRef)
-        )
+        missing: set[str] = set()
+        left = self._value(cond.left, cond.right, ctx, node, missing)
+        right = self._value(cond.right, cond.left, ctx, node, missing)
+        if runtime.NO_EVENT in (left, right):
+            return False  # an event that did not happen compares with nothing
         if missing:
-            return missing
-        return _COMPARE[cond.op](left, right)
+            return frozenset(missing)
+        return runtime.compare(cond.op, left, right)
 
     @staticmethod
     def _used(node, name, value):
         if node is not None:
+            if value is runtime.NO_EVENT or value is runtime.NOTHING:
+                value = "none"
             node.used.append((name, value.isoformat() if hasattr(value, "isoformat") else value))
-
-
-_COMPARE = {
-    ">=": lambda a, b: a >= b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
 
 
 def rule_condition(rule: ir.Rule) -> ir.AllOf:
@@ -238,10 +260,24 @@ class InterpretedPredicates:
         self.interpreter = Interpreter(model)
         self._conditions = {rule.id: rule_condition(rule) for rule in model.rules}
         self._shows = {rule.id: rule.shows for rule in model.rules if rule.shows}
+        self._amounts = {
+            rule.id: rule.limit.amount
+            for rule in model.rules
+            if rule.kind == "limit" and not isinstance(rule.limit.amount, (int, float))
+        }
 
-    def __getitem__(self, rule_id: str):
-        cond = self._conditions[rule_id]
+    def __getitem__(self, rule_id):
         interp = self.interpreter
+        if isinstance(rule_id, tuple):  # ("amount", rule id): a limit's computed amount
+            amount = self._amounts[rule_id[1]]
+
+            def compute(ctx):
+                missing: set[str] = set()
+                value = interp._value(amount, None, ctx, None, missing)
+                return frozenset(missing) if missing else value
+
+            return compute
+        cond = self._conditions[rule_id]
 
         def predicate(ctx):
             value = interp.evaluate(cond, ctx, rule_id)

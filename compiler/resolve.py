@@ -21,6 +21,8 @@ BUILTIN_FACTS: dict[str, ir.FactType] = {
     "place_of_service": ir.FactType("text"),
     # True while the member's own pump stands in for a pump line (see the follow rule).
     "pump_owned": ir.FactType("bool"),
+    # The line's date of service, or the date a claim is decided as of.
+    "service_date": ir.FactType("date"),
 }
 ALL_DRUGS = "drugs"
 
@@ -36,6 +38,13 @@ DEFAULT_PRECEDENCE = (
 
 # Windows per code: None means always in effect, otherwise a tuple of windows.
 Members = dict[str, "tuple[ir.Window, ...] | None"]
+
+
+def coerce_value(ftype: ir.FactType | None, value):
+    """A value as a fact of `ftype` holds it: a text fact reads `12` as the text "12"."""
+    if ftype is not None and ftype.kind == "text" and not isinstance(value, (str, bool)):
+        return str(value)
+    return value
 
 
 def normalize_icd(code: str) -> str:

@@ -33,10 +33,27 @@ class LineContext:
         "hits",
         "drug",
         "owned",
+        "seq",
+        "lines",
+        "history",
     )
 
     def __init__(
-        self, facts, day, dx, codes, modifiers, units, birth_date, line_of_business, licensed, place_of_service, status
+        self,
+        facts,
+        day,
+        dx,
+        codes,
+        modifiers,
+        units,
+        birth_date,
+        line_of_business,
+        licensed,
+        place_of_service,
+        status,
+        seq=0,
+        lines=(),
+        history=(),
     ):
         self.facts = facts
         self.day = day
@@ -52,6 +69,29 @@ class LineContext:
         self.hits = []  # clause ids that held, for the reasons of a decision
         self.drug = None  # the drug this line is about; None when the claim does not say
         self.owned = False  # the member's own pump stands in for a pump line
+        self.seq = seq
+        # (code, day, seq, units) of the claim's lines, and (code, day, units) of the member's
+        # earlier claims, for conditions that look back over a period.
+        self.lines = lines
+        self.history = history
+
+
+class _NoEvent:
+    """The value of a `date or none` fact whose record shows no such event.
+
+    It takes part in no period and no comparison: every test on it is false.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_EVENT"
+
+    def __reduce__(self):
+        return "NO_EVENT"
+
+
+NO_EVENT = _NoEvent()
 
 
 def builtin(ctx: LineContext, name: str):
@@ -63,6 +103,8 @@ def builtin(ctx: LineContext, name: str):
         return ctx.place_of_service
     if name == "pump_owned":
         return ctx.owned
+    if name == "service_date":
+        return ctx.day
     return None
 
 
@@ -92,17 +134,106 @@ def months_before(day: datetime.date, months: int) -> datetime.date:
     raise ValueError(day)
 
 
-def within_before(earlier, amount: float, unit: str, later) -> bool:
-    """`earlier` falls in the period of `amount` units preceding `later` (inclusive)."""
-    if earlier > later:
-        return False
+def shift(day: datetime.date, amount: float, unit: str) -> datetime.date:
+    """`day` moved by `amount` days, weeks, months or years (months clamp to the month's end)."""
     if unit in ("month", "months"):
-        return earlier >= months_before(later, int(amount))
+        return months_before(day, -int(amount))
     if unit in ("year", "years"):
-        return earlier >= months_before(later, int(amount) * 12)
+        return months_before(day, -int(amount) * 12)
     if unit in ("week", "weeks"):
-        return (later - earlier).days <= amount * 7
-    return (later - earlier).days <= amount
+        return day + datetime.timedelta(days=amount * 7)
+    return day + datetime.timedelta(days=amount)
+
+
+def within(subject, amount: float, unit: str, direction: str, anchor) -> bool:
+    """`subject` falls in the `amount` `unit`s before (or after) `anchor`, both ends included."""
+    if subject is NO_EVENT or anchor is NO_EVENT or subject is NOTHING or anchor is NOTHING:
+        return False
+    if direction == "before":
+        return shift(anchor, -amount, unit) <= subject <= anchor
+    return anchor <= subject <= shift(anchor, amount, unit)
+
+
+def within_before(earlier, amount: float, unit: str, later) -> bool:
+    return within(earlier, amount, unit, "before", later)
+
+
+class _Nothing:
+    """An arithmetic result with no value (a division by zero): every test on it is false."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+    def __reduce__(self):
+        return "NOTHING"
+
+
+NOTHING = _Nothing()
+
+
+def arith(op: str, a, b, shift_unit: str | None = None):
+    """`a op b` for known operands; `shift_unit` is set when a date moves by a length of time."""
+    if a is NO_EVENT or b is NO_EVENT:
+        return NO_EVENT
+    if a is NOTHING or b is NOTHING:
+        return NOTHING
+    if shift_unit is not None:
+        return shift(a, b if op == "+" else -b, shift_unit)
+    if op == "+":
+        return a + b
+    if op == "-":
+        diff = a - b
+        return diff.days if isinstance(diff, datetime.timedelta) else diff
+    if op == "*":
+        return a * b
+    return a / b if b else NOTHING
+
+
+_COMPARE = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def compare(op: str, a, b) -> bool:
+    """A comparison of known operands; an event that did not happen compares with nothing."""
+    if a is NO_EVENT or b is NO_EVENT or a is NOTHING or b is NOTHING:
+        return False
+    return _COMPARE[op](a, b)
+
+
+def period_start(day: datetime.date, amount: float, unit: str) -> datetime.date:
+    """The first day of the look-back period of `amount` `unit`s that ends on `day`.
+
+    N days are the day and the N - 1 days before it; N months are the days after the
+    same day N months earlier, through the day.
+    """
+    if unit in ("day", "days"):
+        return day - datetime.timedelta(days=int(amount) - 1)
+    if unit in ("week", "weeks"):
+        return day - datetime.timedelta(days=int(amount * 7) - 1)
+    return shift(day, -amount, unit) + datetime.timedelta(days=1)
+
+
+def earlier_units(ctx: LineContext, codes: Members, amount: float, unit: str) -> float:
+    """Units of `codes` billed before this line within the period: on this claim and in history."""
+    day = ctx.day
+    start = period_start(day, amount, unit)
+    total = 0
+    for code, served, units in ctx.history:
+        if start <= served <= day and in_members(codes, code, served):
+            total += units
+    mine = (day, ctx.seq)
+    for code, served, seq, units in ctx.lines:
+        if start <= served and (served, seq) < mine and in_members(codes, code, served):
+            total += units
+    return total
 
 
 def dx_in(ctx: LineContext, sets: tuple[DiagnosisSet, ...]) -> bool:
@@ -120,25 +251,44 @@ def drug_in(ctx: LineContext, codes: Members, unknown: frozenset):
     return in_members(codes, ctx.drug, ctx.day)
 
 
-def billed_with(ctx: LineContext, codes: Members, other_than: Members | None) -> bool:
+def billed_with(ctx: LineContext, codes: Members, other_than: Members | None, period=None) -> bool:
+    """A line of `codes` on the claim; with a period, also a history line served within it."""
     day = ctx.day
     for code in ctx.codes:
         if in_members(codes, code, day) and (other_than is None or not in_members(other_than, code, day)):
             return True
+    if period is not None:
+        start = period_start(day, *period)
+        for code, served, _units in ctx.history:
+            if (
+                start <= served <= day
+                and in_members(codes, code, served)
+                and (other_than is None or not in_members(other_than, code, served))
+            ):
+                return True
     return False
 
 
-def line_covered(ctx: LineContext, code: str):
-    decided = ctx.status.get(code)
-    if not decided:
-        return False
+def line_outcome(ctx: LineContext, codes: Members, outcome: str, category: str | None):
+    """Whether another line of `codes` on the claim was decided `outcome` (and `category`).
+
+    Unknown, with the facts it lacks, while such a line is pending; the engine decides the
+    lines a condition reads before the lines that read them.
+    """
     missing: set[str] = set()
-    for outcome, lacking in decided:
-        if outcome == "covered":
-            return True
-        if outcome == "pending":
-            missing.update(lacking)
+    for code, decided in ctx.status.items():
+        if code not in codes:
+            continue
+        for got, got_category, lacking in decided:
+            if got == outcome and (category is None or got_category == category):
+                return True
+            if got == "pending":
+                missing.update(lacking)
     return frozenset(missing) if missing else False
+
+
+def line_covered(ctx: LineContext, code: str):
+    return line_outcome(ctx, {code: None}, "covered", None)
 
 
 def all_of(values):

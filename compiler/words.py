@@ -15,7 +15,7 @@ def targets(t: ir.Targets | None) -> str:
     if t is None:
         return ""
     if t.all_lines:
-        return "all lines"
+        return "all lines" + (" except " + ", ".join(r.name for r in t.exclude) if t.exclude else "")
     text = ", ".join(r.name for r in t.include)
     if t.exclude:
         text += " except " + ", ".join(r.name for r in t.exclude)
@@ -32,13 +32,30 @@ def _value(v) -> str:
     return str(v)
 
 
-def _operand(o) -> str:
+def _number(value) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def period(p: ir.Period) -> str:
+    return f"within {_number(p.amount)} {p.unit}"
+
+
+def operand(o) -> str:
     if isinstance(o, ir.FactRef):
         return o.name
     if isinstance(o, ir.LineUnits):
         return "units"
-    value = int(o.value) if float(o.value).is_integer() else o.value
-    return f"{value} {o.unit}" if o.unit else str(value)
+    if isinstance(o, ir.DateLiteral):
+        return o.value.isoformat()
+    if isinstance(o, ir.EarlierUnits):
+        return f"earlier units of {targets(o.codes)} {period(o.period)}"
+    if isinstance(o, ir.Arith):
+        return f"{operand(o.left)} {o.op} {operand(o.right)}"
+    value = _number(o.value)
+    return f"{value} {o.unit}" if o.unit else value
+
+
+_operand = operand
 
 
 def describe(cond, top: bool = True) -> str:
@@ -59,16 +76,19 @@ def describe(cond, top: bool = True) -> str:
         text = "billed with " + targets(cond.codes)
         if cond.other_than is not None:
             text += " other than " + targets(cond.other_than)
+        if cond.period is not None:
+            text += " " + period(cond.period)
         return text
     if isinstance(cond, ir.DrugIn):
         return "drug in " + targets(cond.codes)
-    if isinstance(cond, ir.LineCovered):
-        return f"{cond.code} is covered"
+    if isinstance(cond, ir.LineOutcome):
+        text = f"{targets(cond.codes)} is {cond.outcome}"
+        return text + (f" as {CATEGORY_WORDS[cond.category]}" if cond.category else "")
     if isinstance(cond, ir.HasModifier):
         return f"has modifier {cond.modifier}"
-    if isinstance(cond, ir.WithinBefore):
-        amount = int(cond.amount) if float(cond.amount).is_integer() else cond.amount
-        return f"{cond.earlier} within {amount} {cond.unit} before {cond.later}"
+    if isinstance(cond, ir.Within):
+        amount = _number(cond.amount)
+        return f"{operand(cond.subject)} within {amount} {cond.unit} {cond.direction} {operand(cond.anchor)}"
     if isinstance(cond, ir.Not):
         inner = describe(cond.item, top=False)
         return f"not {inner}"
@@ -119,6 +139,27 @@ def outline(cond, depth: int = 0) -> list[tuple[int, str]]:
     return [(depth, describe(cond))]
 
 
+def limit_words(rule: ir.Rule) -> str:
+    """`each of strips to 2 units within 3 months, excess denied`: a limit as written."""
+    lim = rule.limit
+    if isinstance(lim.amount, (int, float)):
+        amount = _number(lim.amount)
+    else:
+        amount = f"({operand(lim.amount)})"
+    if lim.period == "rolling":
+        span = f"within {_number(lim.length)} {lim.length_unit}"
+    elif lim.period == "line":
+        span = "per line"
+    else:
+        span = "per calendar " + lim.period.split("_", 1)[1]
+    text = f"{'each of ' if lim.each else ''}{targets(rule.targets)} to {amount} {lim.unit} {span}"
+    if lim.excess:
+        text += ", excess denied"
+    if rule.category != "not_reasonable_and_necessary":
+        text += f" as {CATEGORY_WORDS[rule.category]}"
+    return text
+
+
 def window_words(window: ir.Window) -> str:
     parts = []
     if window.effective is not None:
@@ -137,10 +178,7 @@ def decision(rule: ir.Rule) -> str:
     if rule.kind == "refer":
         return f'refer {targets(rule.targets)} to "{rule.refer_to}"'
     if rule.kind == "limit":
-        lim = rule.limit
-        amount = int(lim.amount) if float(lim.amount).is_integer() else lim.amount
-        period = "per calendar month" if lim.period == "calendar_month" else f"within {lim.days} days"
-        return f"limit {targets(rule.targets)} to {amount} {lim.unit} {period}"
+        return "limit " + limit_words(rule)
     if rule.kind == "otherwise":
         return f"otherwise deny as {CATEGORY_WORDS[rule.category]}"
     if rule.kind == "follow":

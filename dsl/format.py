@@ -5,7 +5,7 @@ the tokens it writes are the tokens it read, in the same order, and it checks th
 text it returns lexes back to them. The canonical layout:
 
 - two spaces per block level; a line's tokens are separated by one space, except none
-  before `,` `:` `)`, none after `(` and none around the `-` of a range `D80.2-D80.7`;
+  before `,` `:` `)`, none after `(` and none around the `-` of a range `D80.2-D80.7` (arithmetic is spaced);
   a line inside parentheses is joined to the line it continues;
 - no trailing whitespace; the file ends with exactly one newline;
 - a comment on its own line is indented like the line that follows it; a comment after
@@ -136,7 +136,12 @@ def _lines(tokens: list[Token]) -> tuple[list[_Line], list[str | None]]:
 def _spaced(before: Token, after: Token) -> bool:
     if after.type in ("COMMA", "COLON", "RPAR") or before.type == "LPAR":
         return False
-    return "MINUS" not in (before.type, after.type)
+    # A range `D80.2-D80.7` is written tight; arithmetic `supply_end_date - 10 days` is spaced.
+    if after.type == "MINUS":
+        return before.type != "CODE"
+    if before.type == "MINUS":
+        return after.type != "CODE"
+    return True
 
 
 def _render(line: _Line) -> list[str]:

@@ -93,13 +93,16 @@ class HistoryRow:
 
 @attrs.frozen
 class FactType:
-    kind: str  # bool | int | number | date | code | enum
+    kind: str  # bool | int | number | date | code | enum | text
     unit: str | None = None
     values: tuple[str, ...] = ()
     low: int | None = None
     high: int | None = None
+    or_none: bool = False  # a date that may be "none": the record shows no such event
 
     def describe(self) -> str:
+        if self.kind == "date" and self.or_none:
+            return "date or none"
         if self.kind == "enum":
             return "one of " + ", ".join(self.values)
         if self.kind == "number" and self.unit:
@@ -260,7 +263,41 @@ class Quantity:
     span: Span = attrs.field(eq=False)
 
 
-Operand = FactRef | LineUnits | Quantity
+@attrs.frozen
+class DateLiteral:
+    value: datetime.date
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Period:
+    """A look back of `amount` `unit`s ending on the line's date of service."""
+
+    amount: float
+    unit: str
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+
+@attrs.frozen
+class EarlierUnits:
+    """The units of `codes` billed before this line within `period`: on the claim and in history."""
+
+    codes: Targets
+    period: Period
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Arith:
+    """`left op right` with units: a date plus or minus a length of time, or numbers."""
+
+    op: str  # + - * /
+    left: Operand
+    right: Operand
+    span: Span = attrs.field(eq=False)
+
+
+Operand = "FactRef | LineUnits | Quantity | DateLiteral | EarlierUnits | Arith"
 
 
 @attrs.frozen
@@ -289,9 +326,12 @@ class Targets:
 
 @attrs.frozen
 class BilledWith:
+    """A line of `codes` on the claim, or with a `period`, also in the member's history within it."""
+
     codes: Targets
     other_than: Targets | None
     span: Span = attrs.field(eq=False)
+    period: Period | None = None
 
 
 @attrs.frozen
@@ -303,8 +343,12 @@ class DrugIn:
 
 
 @attrs.frozen
-class LineCovered:
-    code: str
+class LineOutcome:
+    """Another line of the claim with one of `codes` was decided `outcome` (and `category`)."""
+
+    codes: Targets
+    outcome: str  # covered | denied
+    category: str | None
     span: Span = attrs.field(eq=False)
 
 
@@ -315,13 +359,17 @@ class HasModifier:
 
 
 @attrs.frozen
-class WithinBefore:
-    """`earlier within N months before later`: both dates known and 0 <= later - earlier <= N."""
+class Within:
+    """`subject within N months before|after anchor`: both dates known, subject in that period.
 
-    earlier: str
+    `before`: anchor - N <= subject <= anchor; `after`: anchor <= subject <= anchor + N.
+    """
+
+    subject: Operand
     amount: float
     unit: str
-    later: str
+    direction: str  # before | after
+    anchor: Operand
     span: Span = attrs.field(eq=False)
 
 
@@ -343,9 +391,9 @@ Condition = (
     | DiagnosisIn
     | BilledWith
     | DrugIn
-    | LineCovered
+    | LineOutcome
     | HasModifier
-    | WithinBefore
+    | Within
     | Always
 )
 
@@ -355,10 +403,19 @@ Condition = (
 
 @attrs.frozen
 class Limit:
-    amount: float
+    """At most `amount` `unit` in a period, counted over the claim and the member's history.
+
+    `period` is `rolling` (the `length` `length_unit` ending on the line's date of service),
+    `calendar_month`, `calendar_quarter`, `calendar_year`, or `line` (the line alone).
+    """
+
+    amount: float | Arith | FactRef | LineUnits | Quantity
     unit: str  # units | vials | days
-    period: str  # calendar_month | rolling
-    days: int | None = None
+    period: str
+    length: float | None = None
+    length_unit: str | None = None
+    each: bool = False  # every code counted on its own
+    excess: bool = False  # only the units past the limit are denied
 
 
 @attrs.frozen

@@ -291,7 +291,10 @@ class _Lower(Transformer):
         return ir.FactType("number", unit=children[0])
 
     def type_date(self, meta, children):
-        return ir.FactType("date")
+        return ir.FactType("date", or_none=children[0] is not None)
+
+    def or_none(self, meta, children):
+        return True
 
     def type_code(self, meta, children):
         return ir.FactType("code")
@@ -331,6 +334,7 @@ class _Lower(Transformer):
 
     def codes(self, meta, children):
         name, title, *entries = children
+        # Rows of bare codes arrive as lists, like the one-line `= A, B` form.
         flat = []
         for entry in entries:
             if isinstance(entry, list):
@@ -532,16 +536,24 @@ class _Lower(Transformer):
         }
 
     def limit(self, meta, children):
-        targets, amount, unit, period, condition = children
-        kind, days = period
+        each, targets, amount, unit, period, excess, category, condition = children
+        kind, length, length_unit = period
+        if isinstance(amount, Token):
+            amount = self._number(amount)
         return {
             "kind": "limit",
             "targets": targets,
-            "category": "not_reasonable_and_necessary",
-            "limit": ir.Limit(self._number(amount), unit, kind, days),
+            "category": category or "not_reasonable_and_necessary",
+            "limit": ir.Limit(amount, unit, kind, length, length_unit, each is not None, excess is not None),
             "condition": condition,
             "span": _span(meta),
         }
+
+    def each(self, meta, children):
+        return True
+
+    def excess(self, meta, children):
+        return True
 
     def per_units(self, meta, children):
         return "units"
@@ -553,10 +565,19 @@ class _Lower(Transformer):
         return "days"
 
     def calendar_month(self, meta, children):
-        return ("calendar_month", None)
+        return ("calendar_month", None, None)
 
-    def rolling_days(self, meta, children):
-        return ("rolling", self._int(children[0]))
+    def calendar_quarter(self, meta, children):
+        return ("calendar_quarter", None, None)
+
+    def calendar_year(self, meta, children):
+        return ("calendar_year", None, None)
+
+    def rolling(self, meta, children):
+        return ("rolling", self._number(children[0]), children[1])
+
+    def per_line_period(self, meta, children):
+        return ("line", None, None)
 
     def administer(self, meta, children):
         pumps, drugs, fact = children
@@ -567,7 +588,8 @@ class _Lower(Transformer):
         return {"kind": "follow", "followers": followers, "owned_fact": str(fact)}
 
     def all_lines(self, meta, children):
-        return ir.Targets((), (), True, _span(meta))
+        exclude = tuple(_as_ref(e) for e in (children[0] or ()))
+        return ir.Targets((), exclude, True, _span(meta))
 
     def targets(self, meta, children):
         include, exclude = children
@@ -645,6 +667,33 @@ class _Lower(Transformer):
     def line_units(self, meta, children):
         return ir.LineUnits(_span(meta))
 
+    def date_literal(self, meta, children):
+        return ir.DateLiteral(self._date(children[0]), _span(meta))
+
+    def period(self, meta, children):
+        amount, unit = children
+        return ir.Period(self._number(amount), unit, _span(meta))
+
+    def earlier_units(self, meta, children):
+        codes, period = children
+        return ir.EarlierUnits(ir.Targets(tuple(_as_ref(c) for c in codes), span=_span(meta)), period, _span(meta))
+
+    def _arith(self, op, meta, children):
+        left, right = children
+        return ir.Arith(op, left, right, _span(meta))
+
+    def add(self, meta, children):
+        return self._arith("+", meta, children)
+
+    def subtract(self, meta, children):
+        return self._arith("-", meta, children)
+
+    def multiply(self, meta, children):
+        return self._arith("*", meta, children)
+
+    def divide(self, meta, children):
+        return self._arith("/", meta, children)
+
     def quantity(self, meta, children):
         number, unit = children
         return ir.Quantity(self._number(number), unit, _span(meta))
@@ -653,25 +702,38 @@ class _Lower(Transformer):
         return ir.DiagnosisIn(tuple(ir.Ref(str(c), _tok_span(c)) for c in children), _span(meta))
 
     def billed_with(self, meta, children):
-        codes, other = children
+        codes, other, period = children
         return ir.BilledWith(
             ir.Targets(tuple(_as_ref(c) for c in codes), span=_span(meta)),
             ir.Targets(tuple(_as_ref(c) for c in other), span=_span(meta)) if other else None,
             _span(meta),
+            period,
         )
 
     def drug_in(self, meta, children):
         return ir.DrugIn(ir.Targets(tuple(_as_ref(c) for c in children[0]), span=_span(meta)), _span(meta))
 
-    def line_covered(self, meta, children):
-        return ir.LineCovered(str(children[0]), _span(meta))
+    def line_outcome(self, meta, children):
+        code, (outcome, category) = children
+        targets = ir.Targets((ir.Ref(str(code), _tok_span(code)),), span=_tok_span(code))
+        return ir.LineOutcome(targets, outcome, category, _span(meta))
+
+    def outcome_covered(self, meta, children):
+        return ("covered", None)
+
+    def outcome_denied(self, meta, children):
+        return ("denied", children[0])
 
     def has_modifier(self, meta, children):
         return ir.HasModifier(str(children[0]), _span(meta))
 
     def within_before(self, meta, children):
-        earlier, amount, unit, later = children
-        return ir.WithinBefore(str(earlier), self._number(amount), unit, str(later), _span(meta))
+        subject, amount, unit, anchor = children
+        return ir.Within(subject, self._number(amount), unit, "before", anchor, _span(meta))
+
+    def within_after(self, meta, children):
+        subject, amount, unit, anchor = children
+        return ir.Within(subject, self._number(amount), unit, "after", anchor, _span(meta))
 
 
 def _as_ref(entry) -> ir.Ref:

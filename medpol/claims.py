@@ -278,8 +278,9 @@ def _read_history(raw: object, i: int, ignored: list[str], fail: _Fail) -> Histo
     if service_date is None:
         problem = _date_problem(raw.get("service_date", _ABSENT))
         raise fail(f"history[{i}].service_date", problem)
-    units = raw.get("units", 1)
-    problem = _units_problem(units)
+    # An earlier claim's units are counted against limits, so they must be said, not assumed.
+    units = raw.get("units", _ABSENT)
+    problem = _MISSING if units is _ABSENT else _units_problem(units)
     if problem is not None:
         raise fail(f"history[{i}].units", problem)
     return HistoryLine(hcpcs, service_date, units)

@@ -11,11 +11,12 @@ fact that would decide differently, in which case the line is pending.
 from __future__ import annotations
 
 import datetime
+import math
 from typing import Any
 
 from compiler.interpret import TraceNode
-from compiler.resolve import Model, in_members
-from compiler.runtime import LineContext
+from compiler.resolve import Model, in_members, resolve_targets
+from compiler.runtime import NOTHING, LineContext, period_start, shift
 from dsl import ir
 from medpol.claims import Claim, ClaimError, Line, LineError, read_claim
 from medpol.facts import FactError, FactReader
@@ -71,6 +72,26 @@ class Engine:
         # Whether a rule can reach a pump line through the drug it administers.
         # A rule that also names supplies speaks of the lines it names, not of the pump.
         self.by_drug = {rule.id: _by_drug(model.targets.get(rule.id, {}), model) for rule in model.rules}
+        self.amounts = {
+            rule.id: predicates[("amount", rule.id)]
+            for rule in model.rules
+            if rule.kind == "limit" and not isinstance(rule.limit.amount, (int, float))
+        }
+        # `all lines except ...`: the codes each such rule leaves alone.
+        self.all_but = {
+            rule.id: resolve_targets(
+                ir.Targets(rule.targets.exclude),
+                model.code_sets,
+                model.drug_tables,
+                model.drugs,
+                model.drug_codes,
+                lambda ref: None,
+            )
+            for rule in model.rules
+            if rule.targets.all_lines and rule.targets.exclude
+        }
+        # Codes whose lines' outcomes a condition reads (`E0791 is covered`): decided first.
+        self.read_first = _outcome_codes(model)
         self._plans: dict[tuple, list] = {}
 
     def plan(self, code: str, subject: str, pump: bool, follower: bool, virtual: bool) -> list:
@@ -96,7 +117,7 @@ class Engine:
                 continue
             members = self.targets[rule.id]
             if rule.targets.all_lines:
-                if virtual:
+                if virtual or code in self.all_but.get(rule.id, ()):
                     continue
                 plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
                 continue
@@ -148,6 +169,10 @@ class Engine:
         prepared: list[_Prepared] = []
         for index, line in enumerate(claim.lines):
             if isinstance(line, LineError):
+                if line.hcpcs is not None and line.hcpcs not in self.governed:
+                    # A code no rule of this policy decides is not this policy's to reject.
+                    out[index] = {"seq": line.seq, "hcpcs": line.hcpcs, "outcome": "not_applicable"}
+                    continue
                 out[index] = {
                     "seq": line.seq,
                     "hcpcs": line.hcpcs,
@@ -180,7 +205,11 @@ class Engine:
         for p in prepared:
             if p.index in run.pump_lines:
                 out[p.index] = _depends(p, broken_drugs) or run.decide_pump(p)
-        for p in prepared:
+        read_first = self.read_first
+        order = prepared
+        if read_first:
+            order = [p for p in prepared if p.code in read_first] + [p for p in prepared if p.code not in read_first]
+        for p in order:
             if out[p.index] is None:
                 follower = p.code in self.followers
                 needs = broken_pumps + (broken_drugs if p.code not in self.drug_codes else []) if follower else []
@@ -207,6 +236,8 @@ class _ClaimRun:
         self.claim = claim
         self.prepared = prepared
         self.codes = tuple(p.code for p in prepared)
+        self.lines = tuple((p.code, p.day, p.line.seq, p.line.units) for p in prepared)
+        self.history = tuple((h.hcpcs, h.service_date, h.units) for h in claim.history)
         self.status: dict[str, list] = {}
         e = engine
         self.pump_lines = {p.index for p in prepared if in_members(e.pumps, p.code, p.day)}
@@ -219,12 +250,12 @@ class _ClaimRun:
 
     # ------------------------------------------------------------ contexts
 
-    def new_ctx(self, p: _Prepared) -> LineContext:
+    def new_ctx(self, p: _Prepared, day=None) -> LineContext:
         c = self.claim
         line = p.line
         return LineContext(
             p.facts,
-            p.day,
+            day or p.day,
             c.diagnoses,
             self.codes,
             line.modifiers,
@@ -234,6 +265,9 @@ class _ClaimRun:
             c.supplier_licensed_in_state,
             line.place_of_service,
             self.status,
+            line.seq,
+            self.lines,
+            self.history,
         )
 
     def ctx(self, p: _Prepared) -> LineContext:
@@ -261,14 +295,17 @@ class _ClaimRun:
     def decide_pump(self, p: _Prepared) -> dict:
         decisions = [self.pump_for(p, subject) for subject in self.subjects(p)]
         decision = _combine(decisions)
-        self.status.setdefault(p.code, []).append((decision["outcome"], decision.get("missing", ())))
+        self.status.setdefault(p.code, []).append(
+            (decision["outcome"], decision.get("category"), decision.get("missing", ()))
+        )
         return _finish(p, decision)
 
-    def pump_for(self, p: _Prepared, subject: str, virtual: str | None = None) -> dict:
-        key = (p.index, subject, virtual)
+    def pump_for(self, p: _Prepared, subject: str, virtual: str | None = None, day=None) -> dict:
+        """The pump line `p` decided for one drug, as of `day` (by default its own date)."""
+        key = (p.index, subject, virtual, day)
         found = self._pump_cache.get(key)
         if found is None:
-            found = self.walk(p, subject=subject, pump=True, virtual=virtual)
+            found = self.walk(p, subject=subject, pump=True, virtual=virtual, day=day)
             self._pump_cache[key] = found
         return found
 
@@ -278,7 +315,9 @@ class _ClaimRun:
             return _finish(p, {"outcome": "not_applicable"})
         follower = e.follow is not None and in_members(e.followers, p.code, p.day)
         decision = self.walk(p, subject=p.code, pump=False, follower=follower)
-        self.status.setdefault(p.code, []).append((decision["outcome"], decision.get("missing", ())))
+        self.status.setdefault(p.code, []).append(
+            (decision["outcome"], decision.get("category"), decision.get("missing", ()))
+        )
         return _finish(p, decision)
 
     def the_pump(self, p: _Prepared) -> dict:
@@ -289,9 +328,13 @@ class _ClaimRun:
         if pumps is None:
             pumps = self._pumps = [q for q in self.prepared if q.index in self.pump_lines]
         if pumps:
+            # The pump is asked as of this line's own date of service: a drug served before
+            # a rule took effect is not covered by it because its pump was served later.
             if is_drug:
-                return _combine([self.pump_for(q, p.code) for q in pumps])
-            return _combine([self.pump_for(q, s) for q in pumps for s in self.subjects(q)])
+                return _combine([self.pump_for(q, p.code, day=_unless(p.day, q.day)) for q in pumps])
+            return _combine(
+                [self.pump_for(q, s, day=_unless(p.day, q.day)) for q in pumps for s in self.subjects(q)]
+            )
         owned = p.facts.get(e.owned_fact) if e.owned_fact else None
         if owned is None and e.owned_fact and not e.facts.has_default(e.owned_fact):
             return {"outcome": "pending", "missing": [e.owned_fact]}
@@ -305,17 +348,20 @@ class _ClaimRun:
         subjects = [p.code] if is_drug else self.subjects(p)
         return _combine([self.pump_for(p, s, virtual=owned) for s in subjects])
 
-    def walk(self, p: _Prepared, subject: str, pump: bool, follower: bool = False, virtual: str | None = None) -> dict:
+    def walk(
+        self, p: _Prepared, subject: str, pump: bool, follower: bool = False, virtual: str | None = None, day=None
+    ) -> dict:
         """Walk the rules in precedence order; the first that holds decides."""
         e = self.e
         # The member's own pump is decided in a context of its own, so the line that
         # follows it keeps its own.
-        ctx = self.ctx(p) if virtual is None else self.new_ctx(p)
+        ctx = self.ctx(p) if virtual is None and day is None else self.new_ctx(p, day)
         ctx.drug = None if subject == UNKNOWN_DRUG else subject
         ctx.owned = virtual is not None
-        day = p.day
+        day = day or p.day
         code = virtual if virtual is not None else p.code
         unknown: list[tuple[tuple, frozenset]] = []
+        partial: tuple | None = None  # (allowed units, limit rule) of the smallest allowance so far
         tried_covers: list[str] = []
         own_covers: list[tuple[str, list]] = []
         trace: list | None = [] if e.tracer is not None else None
@@ -341,15 +387,38 @@ class _ClaimRun:
                 # The rule decides the pump by its drug, and the claim does not say which.
                 unknown.append((_rule_key(rule), frozenset((e.drug_fact,))))
                 continue
+            if kind == "limit":
+                # Count first: the limit's condition matters only for a line past the limit,
+                # so the facts it reads are asked for only then.
+                allowed, counted = self._allowance(rule, p, ctx)
+                if allowed is None:
+                    if trace is not None:
+                        trace.append((rule.id, False, None, counted))
+                    continue
+                if isinstance(allowed, frozenset):
+                    unknown.append((_rule_key(rule), allowed))
+                    continue
+                value = predicate(ctx) if trace is None else self._value(rule, p, ctx, trace)
+                if trace is not None:
+                    trace[-1] = (rule.id, value, trace[-1][2], counted)
+                if value is True and rule.limit.excess and allowed > 0:
+                    # Only the excess is denied: the line goes on to be decided for the rest.
+                    if partial is None or allowed < partial[0]:
+                        partial = (allowed, rule)
+                    continue
+                if value is True:
+                    decided = self._outcome(rule, list(ctx.hits))
+                    if rule.limit.excess:
+                        decided.update(allowed_units=0, denied_units=p.line.units)
+                    return self._settle(decided, unknown, trace)
+                if value is not False:
+                    unknown.append((_rule_key(rule), value))
+                continue
             if trace is None:
                 ctx.hits = []
                 value = predicate(ctx)
             else:
                 value = self._value(rule, p, ctx, trace)
-            if kind == "limit" and value is True:
-                value, counted = self._over_limit(rule, p)
-                if trace is not None:
-                    trace[-1] = (rule.id, value, None, counted)
             if value is False:
                 if kind == "cover":
                     tried_covers.append(rule.id)
@@ -364,6 +433,8 @@ class _ClaimRun:
                 unknown.append((_rule_key(rule), value))
                 continue
             decided = self._outcome(rule, list(ctx.hits))
+            if partial is not None and decided["outcome"] == "covered":
+                decided.update(self._paid_in_part(p, *partial))
             return self._settle(decided, unknown, trace)
         if unknown:
             return self._settle(None, unknown, trace)
@@ -420,42 +491,131 @@ class _ClaimRun:
             pending["trace"] = trace
         return pending
 
-    def _over_limit(self, rule: ir.Rule, p: _Prepared) -> tuple[bool, str]:
-        """Whether this line carries the member past the rule's limit (policy reading 3, 4)."""
+    def _allowance(self, rule: ir.Rule, p: _Prepared, ctx: LineContext):
+        """The units of this line within the rule's limit: None when the whole line fits.
+
+        Also returns, for an explanation, what was counted. The count is of the codes the
+        rule names (or, with `each of`, of this line's code alone) in the limit's period:
+        the member's history, and this claim's lines up to this one (an earlier date of
+        service, or the same date and a lower seq), with their billed units whatever their
+        outcome. A computed amount that lacks a fact gives the frozenset of those facts.
+        """
         e = self.e
-        members = e.targets[rule.id]
         limit = rule.limit
         day = p.day
+        members = {p.code: None} if limit.each else e.targets[rule.id]
         if limit.unit == "days":
-            start = day - datetime.timedelta(days=(limit.days or 1) - 1)
+            start = _period_start(limit, day)
             days = {
                 h.service_date
                 for h in self.claim.history
                 if start <= h.service_date <= day and in_members(members, h.hcpcs, h.service_date)
             }
             days.update(q.day for q in self.prepared if start <= q.day <= day and in_members(members, q.code, q.day))
-            return len(days) > limit.amount, (
-                f"{len(days)} days of service in the {limit.days} days "
-                f"ending {day.isoformat()}; the limit is {limit.amount:g}"
-            )
-        cap = limit.amount
+            counted = f"{len(days)} days of service {_period_words(limit, day)}; the limit is {limit.amount:g}"
+            return (None if len(days) <= limit.amount else 0), counted
+        amount = limit.amount
+        if rule.id in e.amounts:
+            amount = e.amounts[rule.id](ctx)
+            if isinstance(amount, frozenset):
+                return amount, "the limit's amount needs " + ", ".join(sorted(amount))
+            if amount is NOTHING:
+                return None, "the limit's amount has no value"
+            amount = math.floor(amount)
+        cap = amount
         if limit.unit == "vials":
-            cap = limit.amount * e.model.vial_units.get(p.code, 1)
-        month = (day.year, day.month)
-        total = sum(
-            h.units
-            for h in self.claim.history
-            if (h.service_date.year, h.service_date.month) == month and in_members(members, h.hcpcs, h.service_date)
-        )
-        mine = (p.day, p.line.seq)
-        total += sum(
-            q.line.units
-            for q in self.prepared
-            if (q.day.year, q.day.month) == month and (q.day, q.line.seq) <= mine and in_members(members, q.code, q.day)
-        )
-        return total > cap, (
-            f"{total:g} units in {day.year}-{day.month:02d} through this line; the limit is {cap:g} units"
-        )
+            cap = amount * e.model.vial_units.get(p.code, 1)
+        used = 0
+        if limit.period != "line":
+            start = _period_start(limit, day)
+            # A calendar period counts every earlier claim in it; a rolling one ends on this day.
+            end = _period_end(limit, day)
+            used = sum(
+                h.units
+                for h in self.claim.history
+                if start <= h.service_date <= end and in_members(members, h.hcpcs, h.service_date)
+            )
+            mine = (day, p.line.seq)
+            used += sum(
+                q.line.units
+                for q in self.prepared
+                if start <= q.day and (q.day, q.line.seq) < mine and in_members(members, q.code, q.day)
+            )
+        units = p.line.units
+        allowed = min(units, max(0, cap - used))
+        counted = f"{used:g} units {_period_words(limit, day)} before this line's {units:g}; the limit is {cap:g} units"
+        return (None if allowed >= units else allowed), counted
+
+    def _paid_in_part(self, p: _Prepared, allowed, rule: ir.Rule) -> dict:
+        return {
+            "allowed_units": allowed,
+            "denied_units": p.line.units - allowed,
+            "denied_category": rule.category,
+            "denied_reasons": [self.e.reasons[rule.id]],
+        }
+
+
+def _period_start(limit: ir.Limit, day: datetime.date) -> datetime.date:
+    period = limit.period
+    if period == "rolling":
+        return period_start(day, limit.length, limit.length_unit)
+    if period == "calendar_month":
+        return day.replace(day=1)
+    if period == "calendar_quarter":
+        return datetime.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    if period == "calendar_year":
+        return datetime.date(day.year, 1, 1)
+    return day
+
+
+def _period_end(limit: ir.Limit, day: datetime.date) -> datetime.date:
+    period = limit.period
+    if period == "calendar_month":
+        return shift(day.replace(day=1), 1, "months") - datetime.timedelta(days=1)
+    if period == "calendar_quarter":
+        start = _period_start(limit, day)
+        return shift(start, 3, "months") - datetime.timedelta(days=1)
+    if period == "calendar_year":
+        return datetime.date(day.year, 12, 31)
+    return day
+
+
+def _period_words(limit: ir.Limit, day: datetime.date) -> str:
+    if limit.period == "rolling":
+        return f"in the {limit.length:g} {limit.length_unit} ending {day.isoformat()}"
+    if limit.period == "line":
+        return "on this line"
+    start, end = _period_start(limit, day), _period_end(limit, day)
+    return f"in {start.isoformat()} to {end.isoformat()}"
+
+
+def _outcome_codes(model: Model) -> frozenset[str]:
+    """Every code whose lines' outcomes some rule's condition reads."""
+    found: set[str] = set()
+
+    def visit(cond) -> None:
+        if isinstance(cond, ir.LineOutcome):
+            found.update(resolve_targets(cond.codes, model.code_sets, model.drug_tables, model.drugs,
+                                         model.drug_codes, lambda ref: None))
+        elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
+            for item in cond.items:
+                visit(item)
+        elif isinstance(cond, ir.Not):
+            visit(cond.item)
+        elif isinstance(cond, ir.Clause):
+            visit(cond.condition)
+        elif isinstance(cond, ir.Truth) and cond.name in model.criteria:
+            visit(model.criteria[cond.name].condition)
+
+    for rule in model.rules:
+        for cond in rule.requires + (rule.condition,):
+            visit(cond)
+    return frozenset(found)
+
+
+def _unless(day: datetime.date, same: datetime.date) -> datetime.date | None:
+    """`day`, or None when it is `same` (so decisions on a line's own date are shared)."""
+    return None if day == same else day
 
 
 def _in_effect(window, day: datetime.date) -> bool:
@@ -516,7 +676,17 @@ def _depends(p: _Prepared, broken: list[dict]) -> dict | None:
 
 def _finish(p: _Prepared, decision: dict) -> dict:
     out = {"seq": p.line.seq, "hcpcs": p.code, "outcome": decision["outcome"]}
-    for key in ("category", "refer_to", "missing", "reasons", "trace"):
+    for key in (
+        "category",
+        "refer_to",
+        "missing",
+        "reasons",
+        "allowed_units",
+        "denied_units",
+        "denied_category",
+        "denied_reasons",
+        "trace",
+    ):
         if key in decision:
             out[key] = decision[key]
     return out

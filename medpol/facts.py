@@ -6,6 +6,7 @@ import datetime
 import math
 
 from compiler.resolve import Model
+from compiler.runtime import NO_EVENT
 
 
 class FactError(Exception):
@@ -86,6 +87,9 @@ class FactReader:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise FactError(field, f"expected a number, got `{_show(value)}`")
         elif kind == "date":
+            if ftype.or_none and value == "none":
+                out[name] = NO_EVENT  # the record shows no such event
+                return
             if not isinstance(value, str) or len(value) != 10 or value[4] != "-" or value[7] != "-":
                 raise FactError(field, f"`{_show(value)}` is not a date (expected YYYY-MM-DD)")
             try:

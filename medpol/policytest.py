@@ -49,7 +49,7 @@ import yaml
 
 from compiler.interpret import InterpretedPredicates, TraceNode, rule_condition
 from compiler.resolve import normalize_icd
-from compiler.words import CATEGORY_WORDS, describe, window_words
+from compiler.words import CATEGORY_WORDS, describe, limit_words, window_words
 from dsl import ir
 from dsl.diagnostics import PolicyError
 
@@ -57,7 +57,17 @@ OUTCOMES = ("covered", "denied", "pending", "refer", "not_applicable", "error")
 CATEGORIES = tuple(CATEGORY_WORDS)
 _TOP_KEYS = ("policy", "defaults", "cases")
 _CASE_KEYS = ("name", "claim", "claim_file", "as_of", "known_at", "expect")
-_EXPECT_KEYS = ("seq", "outcome", "category", "refer_to", "missing", "rule", "message")
+_EXPECT_KEYS = (
+    "seq",
+    "outcome",
+    "category",
+    "refer_to",
+    "missing",
+    "rule",
+    "message",
+    "allowed_units",
+    "denied_units",
+)
 # An expectation key only means something for one outcome; elsewhere it is a mistake in the file.
 _KEY_OUTCOME = {"category": "denied", "refer_to": "refer", "missing": "pending", "message": "error"}
 TESTS_SUFFIX = ".tests.yaml"
@@ -81,8 +91,12 @@ class LineExpectation:
     missing: tuple[str, ...] | None = None
     rules: tuple[str, ...] = ()
     message: str | None = None
+    allowed_units: float | None = None  # a line paid in part: the units covered
+    denied_units: float | None = None
 
     def words(self) -> str:
+        if self.allowed_units is not None or self.denied_units is not None:
+            return f"{self.outcome.replace('_', ' ')} ({_units_words(self.allowed_units, self.denied_units)})"
         if self.outcome == "denied" and self.category:
             return f"denied ({CATEGORY_WORDS[self.category]})"
         if self.outcome == "refer" and self.refer_to:
@@ -295,7 +309,13 @@ def _read_expect(raw) -> list[LineExpectation] | ClaimErrorExpectation:
         message = item.get("message")
         if message is not None and not isinstance(message, str):
             raise _Bad(f"{where}.message: expected a string")
-        out.append(LineExpectation(seq, outcome, category, refer_to, missing, tuple(rules), message))
+        units = {}
+        for key in ("allowed_units", "denied_units"):
+            value = item.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise _Bad(f"{where}.{key}: expected a number of units")
+            units[key] = value
+        out.append(LineExpectation(seq, outcome, category, refer_to, missing, tuple(rules), message, **units))
     return out
 
 
@@ -405,9 +425,20 @@ def _kind(value) -> str:
 # ---------------------------------------------------------------- comparing decisions
 
 
+def _units_words(allowed, denied) -> str:
+    parts = []
+    if allowed is not None:
+        parts.append(f"{allowed:g} units allowed")
+    if denied is not None:
+        parts.append(f"{denied:g} denied")
+    return ", ".join(parts)
+
+
 def line_words(line: dict) -> str:
     """A decided line's outcome as a reviewer reads it: `denied (not reasonable and necessary)`."""
     outcome = line.get("outcome")
+    if outcome == "covered" and "allowed_units" in line:
+        return f"covered ({_units_words(line['allowed_units'], line['denied_units'])})"
     if outcome == "denied":
         category = line.get("category")
         return f"denied ({CATEGORY_WORDS.get(category, category)})"
@@ -447,6 +478,8 @@ def differences(case: Case, decision: dict) -> list[str]:
             or (exp.refer_to is not None and got.get("refer_to") != exp.refer_to)
             or (exp.missing is not None and sorted(got.get("missing") or ()) != sorted(exp.missing))
             or (exp.message is not None and exp.message not in str(got.get("message")))
+            or (exp.allowed_units is not None and got.get("allowed_units") != exp.allowed_units)
+            or (exp.denied_units is not None and got.get("denied_units") != exp.denied_units)
         ):
             found.append(f"{where}: expected {exp.words()}, got {line_words(got)}")
             continue
@@ -545,11 +578,8 @@ class PolicyCoverage:
                 if node.path == node.unit and node.unit not in constant:
                     self.criteria[(rule.id, node.path)] = Criterion(rule.id, node.path, node.text, node.clause)
             if rule.kind == "limit":
-                lim = rule.limit
-                amount = int(lim.amount) if float(lim.amount).is_integer() else lim.amount
-                period = "per calendar month" if lim.period == "calendar_month" else f"within {lim.days} days"
                 self.criteria[(rule.id, ("limit",))] = Criterion(
-                    rule.id, ("limit",), f"over the limit of {amount} {lim.unit} {period}"
+                    rule.id, ("limit",), f"over the limit of {limit_words(rule).split(' to ', 1)[1]}"
                 )
         self.seen_true: set[tuple] = set()
         self.seen_false: set[tuple] = set()

@@ -150,9 +150,11 @@ def test_optional_fields_given():
     assert c.history == (HistoryLine("J9039", datetime.date(2026, 1, 5), 35),)
 
 
-def test_history_units_default_to_one():
-    c = read_claim(claim(("history", [{"hcpcs": "J1457", "service_date": "2026-01-05"}])))
-    assert c.history[0].units == 1
+def test_history_units_are_required():
+    """An earlier claim's units count against limits: a history entry without them is malformed."""
+    with pytest.raises(ClaimError) as err:
+        read_claim(claim(("history", [{"hcpcs": "J1457", "service_date": "2026-01-05"}])))
+    assert err.value.field == "history[0].units"
 
 
 def test_cpt_code_accepted():
@@ -205,7 +207,7 @@ def test_ignored_fields_reported():
             ("member.plan", "gold"),
             ("supplier", {"npi": "123"}),
             ("lines[1].note", "x"),
-            ("history", [{"hcpcs": "E0791", "service_date": "2026-01-01", "paid": 10}]),
+            ("history", [{"hcpcs": "E0791", "service_date": "2026-01-01", "units": 1, "paid": 10}]),
         )
     )
     assert c.ignored_fields == (
@@ -318,7 +320,7 @@ CLAIM_ERRORS = [
             (
                 "history",
                 [
-                    {"hcpcs": "E0791", "service_date": "2026-01-01"},
+                    {"hcpcs": "E0791", "service_date": "2026-01-01", "units": 1},
                     {"hcpcs": "E0791", "service_date": "2026-02-01", "units": "2"},
                 ],
             ),
@@ -460,7 +462,7 @@ def test_line_errors_do_not_stop_later_lines_or_history():
     c = read_claim(
         claim(
             ("lines[0].units", "two"),
-            ("history", [{"hcpcs": "E0791", "service_date": "2026-01-01"}]),
+            ("history", [{"hcpcs": "E0791", "service_date": "2026-01-01", "units": 1}]),
         )
     )
     assert isinstance(c.lines[0], LineError)
