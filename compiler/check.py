@@ -227,11 +227,11 @@ class _Checker:
         follow = self.model.follow
         if follow is None:
             return
-        for ref in (follow.pumps.include if follow.pumps else ()) + (
-            follow.followers.include if follow.followers else ()
+        for ref in (follow.bases.include if follow.bases else ()) + (
+            follow.dependents.include if follow.dependents else ()
         ):
             self.used_sets.add(ref.name)
-        for name in (follow.drug_fact, follow.owned_fact):
+        for name in (follow.served_fact, follow.owned_fact):
             if name is None:
                 continue
             self.used_facts.add(name)
@@ -358,8 +358,8 @@ class _Checker:
         if name in self.model.facts:
             self.used_facts.add(name)
             return self.model.facts[name].type
-        if name in BUILTIN_FACTS:
-            return BUILTIN_FACTS[name]
+        if name in BUILTIN_FACTS or name == self.model.owned_name:
+            return self.model.fact_type(name)
         close = _closest(name, list(self.model.facts) + list(BUILTIN_FACTS) + list(self.model.criteria))
         self.report(
             node,

@@ -367,7 +367,18 @@ def _summary(rule: ir.Rule, model: Model) -> RuleSummary:
     )
 
 
-_DECISION_FIELDS = ("kind", "targets", "category", "refer_to", "limit", "pumps", "drug_fact", "followers", "owned_fact")
+_DECISION_FIELDS = (
+    "kind",
+    "targets",
+    "category",
+    "refer_to",
+    "limit",
+    "bases",
+    "served_fact",
+    "dependents",
+    "base_noun",
+    "owned_fact",
+)
 
 
 def _rule_change(old: ir.Rule, new: ir.Rule, old_model: Model, new_model: Model) -> RuleChange:

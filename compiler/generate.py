@@ -94,10 +94,10 @@ class CodeGenerator:
         head.append("from compiler.runtime import billed_with as _billed_with")
         head.append("from compiler.runtime import builtin as _builtin")
         head.append("from compiler.runtime import compare as _compare")
-        head.append("from compiler.runtime import drug_in as _drug_in")
         head.append("from compiler.runtime import dx_in as _dx_in")
         head.append("from compiler.runtime import earlier_units as _earlier_units")
         head.append("from compiler.runtime import line_outcome as _line_outcome")
+        head.append("from compiler.runtime import served_in as _served_in")
         head.append("from compiler.runtime import within as _within")
         head.append("")
         for names, const in sorted(self.missing.items(), key=lambda kv: int(kv[1].split("_")[1])):
@@ -287,6 +287,8 @@ class CodeGenerator:
         f = self.var()
         if name in self.model.facts:
             self.writeline(f"{f} = F.get({name!r})", node)
+        elif name == self.model.owned_name:
+            self.writeline(f"{f} = x.owned", node)
         else:
             self.writeline(f"{f} = _builtin(x, {name!r})", node)
         return f
@@ -421,9 +423,9 @@ class CodeGenerator:
 
     def emit_DrugIn(self, cond, owner):
         codes = self._members(cond.codes)
-        fact = self.model.follow.drug_fact if self.model.follow else "drug"
+        fact = self.model.follow.served_fact if self.model.follow else "drug"
         v = self.var()
-        self.writeline(f"{v} = _drug_in(x, {codes}, {self.missing_const(fact)})", cond)
+        self.writeline(f"{v} = _served_in(x, {codes}, {self.missing_const(fact)})", cond)
         return v
 
     def emit_LineOutcome(self, cond, owner):

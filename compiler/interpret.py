@@ -49,6 +49,11 @@ class Interpreter:
         self.model = model
         self._members: dict[int, object] = {}
 
+    def _fact(self, ctx: runtime.LineContext, name: str):
+        if name == self.model.owned_name:
+            return ctx.owned
+        return _fact(ctx, name)
+
     def targets(self, t: ir.Targets):
         key = id(t)
         found = self._members.get(key)
@@ -96,11 +101,11 @@ class Interpreter:
                 if node is not None:
                     node.text = crit.title
                 return self._group(crit.condition, ctx, crit.name, node)
-            value = _fact(ctx, cond.name)
+            value = self._fact(ctx, cond.name)
             self._used(node, cond.name, value)
             return frozenset((cond.name,)) if value is None else value is True
         if isinstance(cond, ir.Is):
-            value = _fact(ctx, cond.name)
+            value = self._fact(ctx, cond.name)
             self._used(node, cond.name, value)
             if value is None:
                 return frozenset((cond.name,))
@@ -109,7 +114,7 @@ class Interpreter:
                 return (value is runtime.NO_EVENT) != cond.negated
             return (value == coerce_value(ftype, cond.value)) != cond.negated
         if isinstance(cond, ir.In):
-            value = _fact(ctx, cond.name)
+            value = self._fact(ctx, cond.name)
             self._used(node, cond.name, value)
             if value is None:
                 return frozenset((cond.name,))
@@ -130,9 +135,9 @@ class Interpreter:
             period = (cond.period.amount, cond.period.unit)
             return runtime.billed_with(ctx, self.targets(cond.codes), other, period)
         if isinstance(cond, ir.DrugIn):
-            self._used(node, "drug", ctx.drug)
-            fact = self.model.follow.drug_fact if self.model.follow else "drug"
-            return runtime.drug_in(ctx, self.targets(cond.codes), frozenset((fact,)))
+            self._used(node, "drug", ctx.served)
+            fact = self.model.follow.served_fact if self.model.follow else "drug"
+            return runtime.served_in(ctx, self.targets(cond.codes), frozenset((fact,)))
         if isinstance(cond, ir.LineOutcome):
             codes = self.targets(cond.codes)
             value = runtime.line_outcome(ctx, codes, cond.outcome, cond.category)
@@ -224,7 +229,7 @@ class Interpreter:
             value = runtime.age(ctx, unit)
             self._used(node, f"age in {unit or 'years'}", value)
             return value
-        value = _fact(ctx, operand.name)
+        value = self._fact(ctx, operand.name)
         self._used(node, operand.name, value)
         if value is None:
             missing.add(operand.name)

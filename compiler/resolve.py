@@ -19,8 +19,6 @@ BUILTIN_FACTS: dict[str, ir.FactType] = {
     "line_of_business": ir.FactType("enum", values=("commercial", "medicare", "medicaid")),
     "supplier_licensed_in_state": ir.FactType("bool"),
     "place_of_service": ir.FactType("text"),
-    # True while the member's own pump stands in for a pump line (see the follow rule).
-    "pump_owned": ir.FactType("bool"),
     # The line's date of service, or the date a claim is decided as of.
     "service_date": ir.FactType("date"),
 }
@@ -79,8 +77,9 @@ class Model:
     rules: tuple[ir.Rule, ...]  # in precedence order
     steps: tuple[tuple[str, str | None], ...]
     follow: ir.Rule | None
-    pumps: Members  # the codes of pump lines, decided by the drug they administer
-    followers: Members  # the codes of lines that follow the pump
+    bases: Members  # the codes of base lines, decided by the items they serve
+    dependents: Members  # the codes of lines that follow their base
+    served: Members  # the codes of the items bases serve
     governed: Members  # every code some rule decides
     targets: dict[str, Members]  # rule id -> codes it decides
     descriptions: dict[str, str]  # HCPCS -> descriptor from the tables
@@ -90,7 +89,16 @@ class Model:
         fact = self.facts.get(name)
         if fact is not None:
             return fact.type
+        if name == self.owned_name:
+            return ir.FactType("bool")
         return BUILTIN_FACTS.get(name)
+
+    @property
+    def owned_name(self) -> str | None:
+        """`pump_owned` for `follow the pump`: true while the member's own base stands in."""
+        if self.follow is None or not self.follow.base_noun:
+            return None
+        return f"{self.follow.base_noun}_owned"
 
 
 def _merge(into: Members, code: str, window: ir.Window | None) -> None:
@@ -233,7 +241,7 @@ def resolve(policy: ir.Policy) -> Model:
             continue
         if rule.kind == "follow":
             if follow is not None:
-                problem(rule.span, "duplicate-follow", "a policy has one rule that says what follows the pump")
+                problem(rule.span, "duplicate-follow", "a policy has one rule relating base items and their dependents")
             follow = rule
         resolved = resolve_targets(
             rule.targets,
@@ -249,10 +257,11 @@ def resolve(policy: ir.Policy) -> Model:
                 for w in windows or (None,):
                     _merge(governed, code, w)
         ordered.append((step_index[key], position, rule))
-    pumps: Members = {}
-    followers: Members = {}
+    bases: Members = {}
+    dependents: Members = {}
+    served: Members = {}
     if follow is not None:
-        for part, into in ((follow.pumps, pumps), (follow.followers, followers)):
+        for part, into in ((follow.bases, bases), (follow.dependents, dependents), (follow.targets, served)):
             if part is None:
                 continue
             resolved = resolve_targets(
@@ -264,6 +273,8 @@ def resolve(policy: ir.Policy) -> Model:
                 lambda ref: problem(ref.span, "undefined-set", f"`{ref.name}` is not a code, code set or drug"),
             )
             into.update(resolved)
+            if into is served:
+                continue  # a served item is governed by the rules that name it
             for code, windows in resolved.items():
                 for w in windows or (None,):
                     _merge(governed, code, w)
@@ -281,8 +292,9 @@ def resolve(policy: ir.Policy) -> Model:
         rules=tuple(r for _, _, r in ordered),
         steps=steps,
         follow=follow,
-        pumps=pumps,
-        followers=followers,
+        bases=bases,
+        dependents=dependents,
+        served=served,
         governed=governed,
         targets=targets,
         descriptions=descriptions,

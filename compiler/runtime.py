@@ -31,7 +31,7 @@ class LineContext:
         "place_of_service",
         "status",
         "hits",
-        "drug",
+        "served",
         "owned",
         "seq",
         "lines",
@@ -67,8 +67,8 @@ class LineContext:
         self.place_of_service = place_of_service
         self.status = status  # HCPCS -> list of (outcome, missing) of lines already decided
         self.hits = []  # clause ids that held, for the reasons of a decision
-        self.drug = None  # the drug this line is about; None when the claim does not say
-        self.owned = False  # the member's own pump stands in for a pump line
+        self.served = None  # the item this line is about; None when the claim does not say
+        self.owned = False  # the member's own base item stands in for a base line
         self.seq = seq
         # (code, day, seq, units) of the claim's lines, and (code, day, units) of the member's
         # earlier claims, for conditions that look back over a period.
@@ -101,8 +101,6 @@ def builtin(ctx: LineContext, name: str):
         return ctx.licensed
     if name == "place_of_service":
         return ctx.place_of_service
-    if name == "pump_owned":
-        return ctx.owned
     if name == "service_date":
         return ctx.day
     return None
@@ -245,10 +243,11 @@ def dx_in(ctx: LineContext, sets: tuple[DiagnosisSet, ...]) -> bool:
     return False
 
 
-def drug_in(ctx: LineContext, codes: Members, unknown: frozenset):
-    if ctx.drug is None:
+def served_in(ctx: LineContext, codes: Members, unknown: frozenset):
+    """The line's item (for a base line, the item it serves) is one of `codes`."""
+    if ctx.served is None:
         return unknown
-    return in_members(codes, ctx.drug, ctx.day)
+    return in_members(codes, ctx.served, ctx.day)
 
 
 def billed_with(ctx: LineContext, codes: Members, other_than: Members | None, period=None) -> bool:

@@ -183,7 +183,7 @@ def decision(rule: ir.Rule) -> str:
         return f"otherwise deny as {CATEGORY_WORDS[rule.category]}"
     if rule.kind == "follow":
         return (
-            f"{targets(rule.pumps)} administer {targets(rule.targets)} else {rule.drug_fact}; "
-            f"{targets(rule.followers)} follow the pump else {rule.owned_fact}"
+            f"{targets(rule.bases)} administer {targets(rule.targets)} else {rule.served_fact}; "
+            f"{targets(rule.dependents)} follow the {rule.base_noun} else {rule.owned_fact}"
         )
     return rule.kind

@@ -336,7 +336,7 @@ class BilledWith:
 
 @attrs.frozen
 class DrugIn:
-    """The drug the line is about: its own code, or for a pump the drug it administers."""
+    """The item the line is about: its own code, or for a base line the item it serves."""
 
     codes: Targets
     span: Span = attrs.field(eq=False)
@@ -432,11 +432,12 @@ class Rule:
     window: Window = ALWAYS
     requires: tuple[Condition, ...] = ()  # from the enclosing sections' `require`
     shows: tuple[Ref, ...] = ()  # facts shown in an explanation that do not decide
-    # follow rules only
-    pumps: Targets | None = None
-    drug_fact: str | None = None
-    followers: Targets | None = None
-    owned_fact: str | None = None
+    # the relation between base items and their dependents (kind `follow`) only
+    bases: Targets | None = None  # `administer`: base items decided by the items they serve
+    served_fact: str | None = None  # names the served item when none is billed
+    dependents: Targets | None = None  # `follow`: covered when their base is covered
+    base_noun: str | None = None  # the author's word for a base (`the pump`)
+    owned_fact: str | None = None  # names the base the member owns when none is billed
     span: Span = attrs.field(default=NO_SPAN, eq=False)
 
     @property

@@ -580,12 +580,12 @@ class _Lower(Transformer):
         return ("line", None, None)
 
     def administer(self, meta, children):
-        pumps, drugs, fact = children
-        return {"kind": "administer", "pumps": pumps, "targets": drugs, "drug_fact": str(fact)}
+        bases, served, fact = children
+        return {"kind": "administer", "bases": bases, "targets": served, "served_fact": str(fact)}
 
     def follow(self, meta, children):
-        followers, fact = children
-        return {"kind": "follow", "followers": followers, "owned_fact": str(fact)}
+        dependents, noun, fact = children
+        return {"kind": "follow", "dependents": dependents, "base_noun": str(noun), "owned_fact": str(fact)}
 
     def all_lines(self, meta, children):
         exclude = tuple(_as_ref(e) for e in (children[0] or ()))

@@ -1,9 +1,10 @@
 """Decide claims: each line, as of its date of service, with the rules that decided it.
 
-The order of work follows the policy's own structure. Pump lines are decided first,
-by the drug they administer; drugs and supplies then follow the pump ("When an
-infusion pump is covered, the drug ... and necessary supplies are also covered");
-every line walks the rules in the policy's declared precedence, and the first rule
+The order of work follows the policy's own relations. A base item (a device) is decided
+first, by the items it serves (`infusion_pumps administer drugs`); the items that depend
+on it then follow its decision (`drugs, pump_supplies follow the pump`), each as of its
+own date of service; lines whose outcomes a condition reads come before the lines that
+read them; every line walks the rules in the policy's declared precedence, and the first rule
 that holds decides, unless a rule before it could not be evaluated for want of a
 fact that would decide differently, in which case the line is pending.
 """
@@ -21,7 +22,7 @@ from dsl import ir
 from medpol.claims import Claim, ClaimError, Line, LineError, read_claim
 from medpol.facts import FactError, FactReader
 
-UNKNOWN_DRUG = "?"  # a pump line whose drug the claim does not say
+UNKNOWN_SERVED = "?"  # a base line whose served item the claim does not say
 
 
 class _Prepared:
@@ -60,18 +61,18 @@ class Engine:
         self.tracer = tracer
         self.rules = model.rules
         self.targets = model.targets
-        self.drug_codes = model.drug_codes
+        self.served = model.served
         self.governed = model.governed
         self.facts = FactReader(model)
         follow = model.follow
         self.follow = follow
-        self.pumps = model.pumps
-        self.followers = model.followers
-        self.drug_fact = follow.drug_fact if follow else None
+        self.bases = model.bases
+        self.dependents = model.dependents
+        self.served_fact = follow.served_fact if follow else None
         self.owned_fact = follow.owned_fact if follow else None
-        # Whether a rule can reach a pump line through the drug it administers.
-        # A rule that also names supplies speaks of the lines it names, not of the pump.
-        self.by_drug = {rule.id: _by_drug(model.targets.get(rule.id, {}), model) for rule in model.rules}
+        # Whether a rule can reach a base line through the item it serves. A rule that
+        # also names other dependents speaks of the lines it names, not of the base.
+        self.by_served = {rule.id: _by_served(model.targets.get(rule.id, {}), model) for rule in model.rules}
         self.amounts = {
             rule.id: predicates[("amount", rule.id)]
             for rule in model.rules
@@ -94,13 +95,13 @@ class Engine:
         self.read_first = _outcome_codes(model)
         self._plans: dict[tuple, list] = {}
 
-    def plan(self, code: str, subject: str, pump: bool, follower: bool, virtual: bool) -> list:
+    def plan(self, code: str, subject: str, base: bool, dependent: bool, virtual: bool) -> list:
         """The rules that can decide such a line, in precedence order, with the windows to test.
 
         Which rules name a code does not change from claim to claim, so this is worked
         out once per kind of line; only the effective windows are tested per line.
         """
-        key = (code, subject, pump, follower, virtual)
+        key = (code, subject, base, dependent, virtual)
         plan = self._plans.get(key)
         if plan is not None:
             return plan
@@ -109,7 +110,7 @@ class Engine:
             kind = rule.kind
             windows: list = [] if rule.window.always else [rule.window]
             if kind == "follow":
-                if follower:
+                if dependent:
                     plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
                 continue
             if kind == "otherwise":
@@ -122,16 +123,19 @@ class Engine:
                 plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
                 continue
             own = code in members
-            via_drug = (
-                pump and kind != "limit" and self.by_drug[rule.id] and (subject == UNKNOWN_DRUG or subject in members)
+            via_served = (
+                base
+                and kind != "limit"
+                and self.by_served[rule.id]
+                and (subject == UNKNOWN_SERVED or subject in members)
             )
             if own:
                 if members[code] is not None:
                     windows.append(members[code])
                 plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
-            elif via_drug and subject == UNKNOWN_DRUG:
-                plan.append((rule, "unknown-drug", windows or None, None))
-            elif via_drug:
+            elif via_served and subject == UNKNOWN_SERVED:
+                plan.append((rule, "unknown-served", windows or None, None))
+            elif via_served:
                 if members[subject] is not None:
                     windows.append(members[subject])
                 plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
@@ -198,21 +202,21 @@ class Engine:
             prepared.append(_Prepared(index, line, as_of or line.service_date, facts))
 
         run = _ClaimRun(self, claim, prepared)
-        # A line in error still says what it was: a pump's drugs and supplies depend on the
-        # pump, and a pump on its drug, so those lines cannot be decided without it.
-        broken_pumps = [d for d in out if d is not None and d["hcpcs"] in self.pumps]
-        broken_drugs = [d for d in out if d is not None and d["hcpcs"] in self.drug_codes]
+        # A line in error still says what it was: dependents depend on their base, and a
+        # base on the items it serves, so those lines cannot be decided without it.
+        broken_bases = [d for d in out if d is not None and d["hcpcs"] in self.bases]
+        broken_served = [d for d in out if d is not None and d["hcpcs"] in self.served]
         for p in prepared:
-            if p.index in run.pump_lines:
-                out[p.index] = _depends(p, broken_drugs) or run.decide_pump(p)
+            if p.index in run.base_lines:
+                out[p.index] = _depends(p, broken_served) or run.decide_base(p)
         read_first = self.read_first
         order = prepared
         if read_first:
             order = [p for p in prepared if p.code in read_first] + [p for p in prepared if p.code not in read_first]
         for p in order:
             if out[p.index] is None:
-                follower = p.code in self.followers
-                needs = broken_pumps + (broken_drugs if p.code not in self.drug_codes else []) if follower else []
+                dependent = p.code in self.dependents
+                needs = broken_bases + (broken_served if p.code not in self.served else []) if dependent else []
                 out[p.index] = _depends(p, needs) or run.decide_line(p)
         decision = {"claim": claim.id, "policy": self.policy_id, "revision": self.revision, "lines": out}
         if claim.ignored_fields:
@@ -240,13 +244,13 @@ class _ClaimRun:
         self.history = tuple((h.hcpcs, h.service_date, h.units) for h in claim.history)
         self.status: dict[str, list] = {}
         e = engine
-        self.pump_lines = {p.index for p in prepared if in_members(e.pumps, p.code, p.day)}
-        # A drug line is a line of a drug the policy names, in effect on its date or not:
-        # a pump administering a drug the policy does not (yet) cover is decided by it.
-        self.drug_lines = [p for p in prepared if p.code in e.drug_codes]
-        self._pump_cache: dict[tuple, dict] = {}
-        self._drugs: list[str] | None = None
-        self._pumps: list[_Prepared] | None = None
+        self.base_lines = {p.index for p in prepared if in_members(e.bases, p.code, p.day)}
+        # A served line is a line of an item the relation names, in effect on its date or
+        # not: a base serving an item the policy does not (yet) cover is decided by it.
+        self.served_lines = [p for p in prepared if p.code in e.served]
+        self._base_cache: dict[tuple, dict] = {}
+        self._served: list[str] | None = None
+        self._bases: list[_Prepared] | None = None
 
     # ------------------------------------------------------------ contexts
 
@@ -277,63 +281,63 @@ class _ClaimRun:
         return p.ctx
 
     def subjects(self, p: _Prepared) -> list[str]:
-        """The drugs a pump (or the supplies that follow it) serves on this claim."""
-        if self._drugs is not None and self._drugs:
-            return self._drugs
-        drugs = []
-        for d in self.drug_lines:
-            if d.code not in drugs:
-                drugs.append(d.code)
-        self._drugs = drugs
-        if drugs:
-            return drugs
-        named = p.facts.get(self.e.drug_fact) if self.e.drug_fact else None
-        return [named] if named else [UNKNOWN_DRUG]
+        """The items a base (or the lines that follow it) serves on this claim."""
+        if self._served is not None and self._served:
+            return self._served
+        served = []
+        for d in self.served_lines:
+            if d.code not in served:
+                served.append(d.code)
+        self._served = served
+        if served:
+            return served
+        named = p.facts.get(self.e.served_fact) if self.e.served_fact else None
+        return [named] if named else [UNKNOWN_SERVED]
 
     # ------------------------------------------------------------ lines
 
-    def decide_pump(self, p: _Prepared) -> dict:
-        decisions = [self.pump_for(p, subject) for subject in self.subjects(p)]
+    def decide_base(self, p: _Prepared) -> dict:
+        decisions = [self.base_for(p, subject) for subject in self.subjects(p)]
         decision = _combine(decisions)
         self.status.setdefault(p.code, []).append(
             (decision["outcome"], decision.get("category"), decision.get("missing", ()))
         )
         return _finish(p, decision)
 
-    def pump_for(self, p: _Prepared, subject: str, virtual: str | None = None, day=None) -> dict:
-        """The pump line `p` decided for one drug, as of `day` (by default its own date)."""
+    def base_for(self, p: _Prepared, subject: str, virtual: str | None = None, day=None) -> dict:
+        """The base line `p` decided for one served item, as of `day` (by default its own date)."""
         key = (p.index, subject, virtual, day)
-        found = self._pump_cache.get(key)
+        found = self._base_cache.get(key)
         if found is None:
-            found = self.walk(p, subject=subject, pump=True, virtual=virtual, day=day)
-            self._pump_cache[key] = found
+            found = self.walk(p, subject=subject, base=True, virtual=virtual, day=day)
+            self._base_cache[key] = found
         return found
 
     def decide_line(self, p: _Prepared) -> dict:
         e = self.e
         if not in_members(e.governed, p.code, p.day):
             return _finish(p, {"outcome": "not_applicable"})
-        follower = e.follow is not None and in_members(e.followers, p.code, p.day)
-        decision = self.walk(p, subject=p.code, pump=False, follower=follower)
+        dependent = e.follow is not None and in_members(e.dependents, p.code, p.day)
+        decision = self.walk(p, subject=p.code, base=False, dependent=dependent)
         self.status.setdefault(p.code, []).append(
             (decision["outcome"], decision.get("category"), decision.get("missing", ()))
         )
         return _finish(p, decision)
 
-    def the_pump(self, p: _Prepared) -> dict:
-        """The decision of the pump this line follows, for the drug on this line."""
+    def the_base(self, p: _Prepared) -> dict:
+        """The decision of the base this line follows, for the item on this line."""
         e = self.e
-        is_drug = in_members(e.drug_codes, p.code, p.day)
-        pumps = self._pumps
-        if pumps is None:
-            pumps = self._pumps = [q for q in self.prepared if q.index in self.pump_lines]
-        if pumps:
-            # The pump is asked as of this line's own date of service: a drug served before
+        is_served = in_members(e.served, p.code, p.day)
+        bases = self._bases
+        if bases is None:
+            bases = self._bases = [q for q in self.prepared if q.index in self.base_lines]
+        if bases:
+            # The base is asked as of this line's own date of service: a drug served before
             # a rule took effect is not covered by it because its pump was served later.
-            if is_drug:
-                return _combine([self.pump_for(q, p.code, day=_unless(p.day, q.day)) for q in pumps])
+            if is_served:
+                return _combine([self.base_for(q, p.code, day=_unless(p.day, q.day)) for q in bases])
             return _combine(
-                [self.pump_for(q, s, day=_unless(p.day, q.day)) for q in pumps for s in self.subjects(q)]
+                [self.base_for(q, s, day=_unless(p.day, q.day)) for q in bases for s in self.subjects(q)]
             )
         owned = p.facts.get(e.owned_fact) if e.owned_fact else None
         if owned is None and e.owned_fact and not e.facts.has_default(e.owned_fact):
@@ -343,20 +347,20 @@ class _ClaimRun:
                 "outcome": "denied",
                 "category": "not_reasonable_and_necessary",
                 "reasons": [self.e.reasons[e.follow.id]],
-                "note": "no pump is billed or owned",
+                "note": f"no {e.follow.base_noun} is billed or owned",
             }
-        subjects = [p.code] if is_drug else self.subjects(p)
-        return _combine([self.pump_for(p, s, virtual=owned) for s in subjects])
+        subjects = [p.code] if is_served else self.subjects(p)
+        return _combine([self.base_for(p, s, virtual=owned) for s in subjects])
 
     def walk(
-        self, p: _Prepared, subject: str, pump: bool, follower: bool = False, virtual: str | None = None, day=None
+        self, p: _Prepared, subject: str, base: bool, dependent: bool = False, virtual: str | None = None, day=None
     ) -> dict:
         """Walk the rules in precedence order; the first that holds decides."""
         e = self.e
-        # The member's own pump is decided in a context of its own, so the line that
+        # The member's own base is decided in a context of its own, so the line that
         # follows it keeps its own.
         ctx = self.ctx(p) if virtual is None and day is None else self.new_ctx(p, day)
-        ctx.drug = None if subject == UNKNOWN_DRUG else subject
+        ctx.served = None if subject == UNKNOWN_SERVED else subject
         ctx.owned = virtual is not None
         day = day or p.day
         code = virtual if virtual is not None else p.code
@@ -365,13 +369,13 @@ class _ClaimRun:
         tried_covers: list[str] = []
         own_covers: list[tuple[str, list]] = []
         trace: list | None = [] if e.tracer is not None else None
-        for rule, kind, windows, predicate in e.plan(code, subject, pump, follower, virtual is not None):
+        for rule, kind, windows, predicate in e.plan(code, subject, base, dependent, virtual is not None):
             if windows is not None and not all(_in_effect(w, day) for w in windows):
                 continue
             if kind == "follow":
                 decided = self._follow(p, rule, own_covers, trace)
                 if decided["outcome"] == "pending":
-                    unknown.append((("pending-pump",), frozenset(decided["missing"])))
+                    unknown.append((("pending-base",), frozenset(decided["missing"])))
                     continue
                 return self._settle(decided, unknown, trace)
             if kind == "otherwise":
@@ -383,9 +387,9 @@ class _ClaimRun:
                     "reasons": [e.reasons[rule.id]] + [e.reasons[r] for r in tried_covers],
                 }
                 return self._settle(decided, unknown, trace)
-            if kind == "unknown-drug":
-                # The rule decides the pump by its drug, and the claim does not say which.
-                unknown.append((_rule_key(rule), frozenset((e.drug_fact,))))
+            if kind == "unknown-served":
+                # The rule decides the base by the item it serves, and the claim does not say which.
+                unknown.append((_rule_key(rule), frozenset((e.served_fact,))))
                 continue
             if kind == "limit":
                 # Count first: the limit's condition matters only for a line past the limit,
@@ -423,8 +427,8 @@ class _ClaimRun:
                 if kind == "cover":
                     tried_covers.append(rule.id)
                 continue
-            if kind == "cover" and follower:
-                # A drug or supply is covered with its pump, not on its own: remember
+            if kind == "cover" and dependent:
+                # A dependent is covered with its base, not on its own: remember
                 # what held, for the reasons, and let the follow rule decide.
                 if value is True:
                     own_covers.append((rule.id, list(ctx.hits)))
@@ -450,23 +454,23 @@ class _ClaimRun:
 
     def _follow(self, p: _Prepared, rule: ir.Rule, own_covers, trace) -> dict:
         e = self.e
-        pump = self.the_pump(p)
+        base = self.the_base(p)
         if trace is not None:
-            trace.append((rule.id, pump["outcome"], None))
-        if pump["outcome"] == "covered":
+            trace.append((rule.id, base["outcome"], None))
+        if base["outcome"] == "covered":
             reasons = []
             for rule_id, hits in own_covers:
                 reasons.append(e.reasons[rule_id])
                 reasons.extend(e.reasons[h] for h in hits)
             reasons.append(e.reasons[rule.id])
             if not own_covers:
-                reasons.extend(pump.get("reasons", ()))
+                reasons.extend(base.get("reasons", ()))
             return {"outcome": "covered", "reasons": _dedupe(reasons)}
-        if pump["outcome"] == "pending":
-            return {"outcome": "pending", "missing": pump["missing"]}
-        decided = {k: v for k, v in pump.items() if k not in ("reasons", "trace", "note")}
-        if "reasons" in pump or decided["outcome"] == "denied":
-            decided["reasons"] = _dedupe([e.reasons[rule.id]] + list(pump.get("reasons", ())))
+        if base["outcome"] == "pending":
+            return {"outcome": "pending", "missing": base["missing"]}
+        decided = {k: v for k, v in base.items() if k not in ("reasons", "trace", "note")}
+        if "reasons" in base or decided["outcome"] == "denied":
+            decided["reasons"] = _dedupe([e.reasons[rule.id]] + list(base.get("reasons", ())))
         return decided
 
     def _outcome(self, rule: ir.Rule, hits: list[str]) -> dict:
@@ -595,8 +599,11 @@ def _outcome_codes(model: Model) -> frozenset[str]:
 
     def visit(cond) -> None:
         if isinstance(cond, ir.LineOutcome):
-            found.update(resolve_targets(cond.codes, model.code_sets, model.drug_tables, model.drugs,
-                                         model.drug_codes, lambda ref: None))
+            found.update(
+                resolve_targets(
+                    cond.codes, model.code_sets, model.drug_tables, model.drugs, model.drug_codes, lambda ref: None
+                )
+            )
         elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
             for item in cond.items:
                 visit(item)
@@ -625,10 +632,10 @@ def _in_effect(window, day: datetime.date) -> bool:
     return window.contains(day)
 
 
-def _by_drug(members, model: Model) -> bool:
-    names_drug = any(code in model.drug_codes for code in members)
-    names_supply = any(code in model.followers and code not in model.drug_codes for code in members)
-    return names_drug and not names_supply
+def _by_served(members, model: Model) -> bool:
+    names_served = any(code in model.served for code in members)
+    names_other = any(code in model.dependents and code not in model.served for code in members)
+    return names_served and not names_other
 
 
 def _rule_key(rule: ir.Rule) -> tuple:
@@ -640,7 +647,7 @@ def _rule_key(rule: ir.Rule) -> tuple:
 
 
 def _combine(decisions: list[dict]) -> dict:
-    """A pump serving several drugs is covered if one of them covers it."""
+    """A base serving several items is covered if one of them covers it."""
     for d in decisions:
         if d["outcome"] == "covered":
             return d

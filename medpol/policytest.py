@@ -584,14 +584,14 @@ class PolicyCoverage:
         self.seen_true: set[tuple] = set()
         self.seen_false: set[tuple] = set()
 
-        # Pumps and the lines that follow them are decided through the follow rule, not by
+        # Base items and the lines that follow them are decided through the relation, not by
         # naming them, so they are added here to count as codes the policy decides.
         self.codes: dict[str, list[str]] = {}
         for rule in model.rules:
             for code in model.targets.get(rule.id, {}):
                 self.codes.setdefault(code, []).append(rule.id)
         if model.follow is not None:
-            for code in list(model.pumps) + list(model.followers):
+            for code in list(model.bases) + list(model.dependents):
                 names = self.codes.setdefault(code, [])
                 if model.follow.id not in names:
                     names.append(model.follow.id)
@@ -794,8 +794,8 @@ def _walk_static(node: _Node):
 class _Recorder:
     """The reference interpreter's predicates, keeping every rule evaluation and its trace.
 
-    A line's own trace leaves out what was evaluated for a pump the member owns and for the
-    drugs a pump line serves besides the one that decided it; recording here misses none.
+    A line's own trace leaves out what was evaluated for a base item the member owns and for
+    the items a base line serves besides the one that decided it; recording here misses none.
     """
 
     def __init__(self, model):
