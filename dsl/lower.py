@@ -127,6 +127,7 @@ class _Lower(Transformer):
                 criteria.append(item)
             elif isinstance(item, ir.Section):
                 sections.append(item)
+        sections = self._default_categories(sections)
         return ir.Policy(
             id=header["id"],
             title=header["title"],
@@ -518,6 +519,30 @@ class _Lower(Transformer):
             "span": _span(meta),
         }
 
+    def _default_categories(self, sections: list[ir.Section]) -> list[ir.Section]:
+        """Give a denial written without a category the policy's own (its `otherwise` rule's)."""
+        rules = [r for s in sections for r in _section_rules(s)]
+        uncategorised = [r for r in rules if r.kind == "deny" and r.category is None]
+        if not uncategorised:
+            return sections
+        default = next((r.category for r in rules if r.kind == "otherwise"), None)
+        if default is None:
+            for rule in uncategorised:
+                self.problems.append(
+                    Diagnostic(
+                        self.path,
+                        rule.span.line,
+                        rule.span.column,
+                        "missing-category",
+                        f"rule `{rule.id}` denies without a category, and the policy has no `otherwise` rule",
+                        help="write `deny ... as not reasonable and necessary` (or another category), "
+                        "or give the policy an `otherwise deny as ...` rule whose category it takes",
+                        width=rule.span.width,
+                    )
+                )
+            return sections
+        return [_with_category(s, default) for s in sections]
+
     def deny(self, meta, children):
         targets, category, condition = children
         return {"kind": "deny", "targets": targets, "category": category, "condition": condition, "span": _span(meta)}
@@ -750,6 +775,21 @@ def _required(rule: ir.Rule, requires: tuple) -> tuple:
     # A section's requirements are conditions of coverage: they narrow `cover` rules
     # and leave denials, referrals and limits as written.
     return requires + rule.requires if rule.kind == "cover" else rule.requires
+
+
+def _section_rules(section: ir.Section):
+    yield from section.rules
+    for sub in section.sections:
+        yield from _section_rules(sub)
+
+
+def _with_category(section: ir.Section, category: str) -> ir.Section:
+    rules = tuple(
+        ir.Rule(**{**_fields(r), "category": category}) if r.kind == "deny" and r.category is None else r
+        for r in section.rules
+    )
+    subs = tuple(_with_category(s, category) for s in section.sections)
+    return ir.Section(section.id, section.title, section.passages, section.requires, rules, subs, section.span)
 
 
 def _with_requires(section: ir.Section, requires: tuple) -> ir.Section:

@@ -92,7 +92,7 @@ class Engine:
             if rule.targets.all_lines and rule.targets.exclude
         }
         # Codes whose lines' outcomes a condition reads (`E0791 is covered`): decided first.
-        self.read_first = _outcome_codes(model)
+        self.reads = _outcome_reads(model)
         self._plans: dict[tuple, list] = {}
 
     def plan(self, code: str, subject: str, base: bool, dependent: bool, virtual: bool) -> list:
@@ -209,10 +209,7 @@ class Engine:
         for p in prepared:
             if p.index in run.base_lines:
                 out[p.index] = _depends(p, broken_served) or run.decide_base(p)
-        read_first = self.read_first
-        order = prepared
-        if read_first:
-            order = [p for p in prepared if p.code in read_first] + [p for p in prepared if p.code not in read_first]
+        order = _reading_order(prepared, self.reads) if self.reads else prepared
         for p in order:
             if out[p.index] is None:
                 dependent = p.code in self.dependents
@@ -593,11 +590,14 @@ def _period_words(limit: ir.Limit, day: datetime.date) -> str:
     return f"in {start.isoformat()} to {end.isoformat()}"
 
 
-def _outcome_codes(model: Model) -> frozenset[str]:
-    """Every code whose lines' outcomes some rule's condition reads."""
-    found: set[str] = set()
+def _outcome_reads(model: Model) -> dict[str, frozenset[str]]:
+    """For each code, the codes whose lines' outcomes the rules that decide it read.
 
-    def visit(cond) -> None:
+    A rule over `all lines` may decide any code; its reads are kept under "*".
+    """
+    reads: dict[str, set[str]] = {}
+
+    def visit(cond, found: set[str]) -> None:
         if isinstance(cond, ir.LineOutcome):
             found.update(
                 resolve_targets(
@@ -606,18 +606,55 @@ def _outcome_codes(model: Model) -> frozenset[str]:
             )
         elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
             for item in cond.items:
-                visit(item)
+                visit(item, found)
         elif isinstance(cond, ir.Not):
-            visit(cond.item)
+            visit(cond.item, found)
         elif isinstance(cond, ir.Clause):
-            visit(cond.condition)
+            visit(cond.condition, found)
         elif isinstance(cond, ir.Truth) and cond.name in model.criteria:
-            visit(model.criteria[cond.name].condition)
+            visit(model.criteria[cond.name].condition, found)
 
     for rule in model.rules:
+        found: set[str] = set()
         for cond in rule.requires + (rule.condition,):
-            visit(cond)
-    return frozenset(found)
+            visit(cond, found)
+        if not found:
+            continue
+        codes = ("*",) if rule.targets.all_lines else model.targets.get(rule.id, ())
+        for code in codes:
+            reads.setdefault(code, set()).update(found)
+    return {code: frozenset(found) for code, found in reads.items()}
+
+
+def _reading_order(prepared: list[_Prepared], reads: dict[str, frozenset[str]]) -> list[_Prepared]:
+    """The lines in claim order, except that a line comes after the lines whose outcomes it reads.
+
+    Lines that read each other (a cycle) keep their claim order.
+    """
+    everywhere = reads.get("*", frozenset())
+    by_code: dict[str, list[_Prepared]] = {}
+    for p in prepared:
+        by_code.setdefault(p.code, []).append(p)
+    order: list[_Prepared] = []
+    placed: set[int] = set()
+    visiting: set[str] = set()
+
+    def place(p: _Prepared) -> None:
+        if p.index in placed or p.code in visiting:
+            return
+        visiting.add(p.code)
+        for code in sorted(reads.get(p.code, frozenset()) | everywhere):
+            for q in by_code.get(code, ()):
+                if q.code != p.code:
+                    place(q)
+        visiting.discard(p.code)
+        if p.index not in placed:
+            placed.add(p.index)
+            order.append(p)
+
+    for p in prepared:
+        place(p)
+    return order
 
 
 def _unless(day: datetime.date, same: datetime.date) -> datetime.date | None:
