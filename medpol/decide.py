@@ -480,7 +480,9 @@ class _ClaimRun:
 
     def _settle(self, decided: dict | None, unknown, trace) -> dict:
         """Decide, unless an earlier rule that could not be evaluated might decide otherwise."""
-        if decided is not None and all(key == _key(decided) for key, _ in unknown):
+        if decided is not None and all(
+            key == _key(decided) or (decided["outcome"] == "denied" and key[0] == "denied") for key, _ in unknown
+        ):
             if trace is not None:
                 decided["trace"] = trace
             return decided

@@ -357,3 +357,11 @@ def test_a_denial_without_a_category_needs_an_otherwise_rule():
     with pytest.raises(PolicyError) as err:
         policy("\nsection s \"S\"\n  rule r\n    deny strips when insulin_treated\n")
     assert [d.code for d in err.value.diagnostics] == ["missing-category"]
+
+
+def test_a_settled_denial_is_not_held_pending_by_an_undecided_denial_of_another_category():
+    """Denied either way: the undecided coding rule could change only the category."""
+    covered_unless = decide(policy(OUTCOMES), ["E2103"])[0]
+    assert covered_unless["outcome"] == "pending" and covered_unless["missing"] == ["insulin_treated"]
+    lines = decide(policy(OUTCOMES.replace("cover cgm, A4259", "cover A4259")), ["E2103"])
+    assert brief(lines[0])[:2] == ("denied", "not_reasonable_and_necessary")
