@@ -66,3 +66,36 @@ def test_blinatumomab_cites_the_effective_clause(policy):
     clause = next(r for r in decision["lines"][0]["reasons"] if r["rule"] == "J.blinatumomab.cd19_ph_negative")
     assert clause["text"].startswith("Effective 1-25-26 Blinatumomab is added")
     assert clause["source"] == "J. Blinatumomab, item 3"
+
+
+GLUCOSE = ROOT / "policies" / "glucose-monitors.policy"
+WORKED = FIXTURES / "glucose-monitors" / "worked-example.jsonl"
+
+
+def test_glucose_monitor_worked_example_through_the_cli():
+    """Contract section 6: 4 units of A4253 pay 2, and a second line 20 days later is denied."""
+    result = subprocess.run(
+        [sys.executable, "-m", "medpol.cli", "eval", str(GLUCOSE), str(WORKED)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (decision,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert decision["policy"] == "glucose-monitors"
+    first, second = decision["lines"]
+    assert {k: first[k] for k in ("seq", "hcpcs", "outcome", "allowed_units", "denied_units", "denied_category")} == {
+        "seq": 1,
+        "hcpcs": "A4253",
+        "outcome": "covered",
+        "allowed_units": 2,
+        "denied_units": 2,
+        "denied_category": "not_reasonable_and_necessary",
+    }
+    assert first["reasons"][0]["text"].startswith("Lancets (code A4259), blood glucose test reagent strips (code A4253)")
+    (denial,) = first["denied_reasons"]
+    assert "criteria (a)-(c) are not met, the amount in excess will be denied as not reasonable and necessary" in (
+        denial["text"]
+    )
+    assert (second["outcome"], second["category"]) == ("denied", "not_reasonable_and_necessary")
+    assert second["denied_units"] == 2 and second["allowed_units"] == 0
