@@ -110,6 +110,8 @@ def render(decision: dict, policy, as_of=None) -> str:
             out.append(
                 f"    {_mark(value)} {rule_id} ({kind}){'' if value in (True, False) else '  ' + _value_text(value)}"
             )
+            if detail:
+                out.append(f"        past the limit: {detail[0]}")
             out_lines: list[str] = []
             for child in node.children:
                 _tree(child, 3, out_lines)

@@ -667,8 +667,10 @@ class PolicyCoverage:
         for line in decision.get("lines", ()):
             for rule_id, value, node, *detail in line.get("trace") or ():
                 self.evaluated.add(rule_id)
-                if node is None and detail and self._kinds.get(rule_id) == "limit":
-                    self._see((rule_id, ("limit",)), value)
+                if detail and self._kinds.get(rule_id) == "limit":
+                    # The engine reads a limit's condition only for a line past the limit, so
+                    # an entry with a condition node is a line over it.
+                    self._see((rule_id, ("limit",)), node is not None)
 
     def _record_dx(self, code: str) -> None:
         for index, (_, _, lo, hi) in enumerate(self.dx_entries):
