@@ -131,7 +131,7 @@ class Interpreter:
             self._used(node, "lines", list(ctx.codes))
             if cond.period is None:
                 return runtime.billed_with(ctx, self.targets(cond.codes), other)
-            self._used(node, "history", [code for code, _, _ in ctx.history])
+            self._used(node, "history", [code for code, _, _ in ctx.lookback.history])
             period = (cond.period.amount, cond.period.unit)
             return runtime.billed_with(ctx, self.targets(cond.codes), other, period)
         if isinstance(cond, ir.DrugIn):

@@ -34,8 +34,7 @@ class LineContext:
         "served",
         "owned",
         "seq",
-        "lines",
-        "history",
+        "lookback",
     )
 
     def __init__(
@@ -52,8 +51,7 @@ class LineContext:
         place_of_service,
         status,
         seq=0,
-        lines=(),
-        history=(),
+        lookback=None,
     ):
         self.facts = facts
         self.day = day
@@ -70,10 +68,26 @@ class LineContext:
         self.served = None  # the item this line is about; None when the claim does not say
         self.owned = False  # the member's own base item stands in for a base line
         self.seq = seq
-        # (code, day, seq, units) of the claim's lines, and (code, day, units) of the member's
-        # earlier claims, for conditions that look back over a period.
+        # What conditions that look back over a period read: `.lines`, (code, day, seq, units)
+        # of the claim's lines, and `.history`, (code, day, units) of the member's earlier
+        # claims. Built only when such a condition asks.
+        self.lookback = lookback if lookback is not None else NO_LOOKBACK
+
+
+class Lookback:
+    """The claim's lines and the member's history, as look-back conditions read them.
+
+    The engine passes an object with the same two attributes that builds them lazily.
+    """
+
+    __slots__ = ("lines", "history")
+
+    def __init__(self, lines=(), history=()):
         self.lines = lines
         self.history = history
+
+
+NO_LOOKBACK = Lookback()
 
 
 class _NoEvent:
@@ -224,11 +238,11 @@ def earlier_units(ctx: LineContext, codes: Members, amount: float, unit: str) ->
     day = ctx.day
     start = period_start(day, amount, unit)
     total = 0
-    for code, served, units in ctx.history:
+    for code, served, units in ctx.lookback.history:
         if start <= served <= day and in_members(codes, code, served):
             total += units
     mine = (day, ctx.seq)
-    for code, served, seq, units in ctx.lines:
+    for code, served, seq, units in ctx.lookback.lines:
         if start <= served and (served, seq) < mine and in_members(codes, code, served):
             total += units
     return total
@@ -258,7 +272,7 @@ def billed_with(ctx: LineContext, codes: Members, other_than: Members | None, pe
             return True
     if period is not None:
         start = period_start(day, *period)
-        for code, served, _units in ctx.history:
+        for code, served, _units in ctx.lookback.history:
             if (
                 start <= served <= day
                 and in_members(codes, code, served)

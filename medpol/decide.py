@@ -209,7 +209,10 @@ class Engine:
         for p in prepared:
             if p.index in run.base_lines:
                 out[p.index] = _depends(p, broken_served) or run.decide_base(p)
-        order = _reading_order(prepared, self.reads) if self.reads else prepared
+        reads = self.reads
+        order = prepared
+        if reads and ("*" in reads or any(p.code in reads for p in prepared)):
+            order = _reading_order(prepared, reads)
         for p in order:
             if out[p.index] is None:
                 dependent = p.code in self.dependents
@@ -237,8 +240,8 @@ class _ClaimRun:
         self.claim = claim
         self.prepared = prepared
         self.codes = tuple(p.code for p in prepared)
-        self.lines = tuple((p.code, p.day, p.line.seq, p.line.units) for p in prepared)
-        self.history = tuple((h.hcpcs, h.service_date, h.units) for h in claim.history)
+        self._lines: tuple | None = None
+        self._history: tuple | None = None
         self.status: dict[str, list] = {}
         e = engine
         self.base_lines = {p.index for p in prepared if in_members(e.bases, p.code, p.day)}
@@ -267,9 +270,21 @@ class _ClaimRun:
             line.place_of_service,
             self.status,
             line.seq,
-            self.lines,
-            self.history,
+            self,
         )
+
+    # What look-back conditions read (compiler.runtime.Lookback), built when one asks.
+    @property
+    def lines(self) -> tuple:
+        if self._lines is None:
+            self._lines = tuple((p.code, p.day, p.line.seq, p.line.units) for p in self.prepared)
+        return self._lines
+
+    @property
+    def history(self) -> tuple:
+        if self._history is None:
+            self._history = tuple((h.hcpcs, h.service_date, h.units) for h in self.claim.history)
+        return self._history
 
     def ctx(self, p: _Prepared) -> LineContext:
         if p.ctx is None:
