@@ -1,4 +1,4 @@
-"""Hypothesis strategies for claims under the External Infusion Pump policy."""
+"""Hypothesis strategies for claims under the encoded policies."""
 
 from __future__ import annotations
 
@@ -87,16 +87,20 @@ FACT_VALUES = {
 }
 
 
-def fact_strategy(model):
+def fact_strategy(model, values_of=FACT_VALUES, per_line: bool = False):
     entries = {}
     for name, fact in model.facts.items():
+        if fact.per_line != per_line and per_line:
+            continue
         kind = fact.type.kind
         if kind == "enum":
             values = st.sampled_from(list(fact.type.values))
         elif kind == "int" and fact.type.low is not None:
             values = st.integers(min_value=fact.type.low, max_value=fact.type.high)
         else:
-            values = FACT_VALUES[kind]
+            values = values_of[kind]
+        if kind == "date" and fact.type.or_none:
+            values = st.one_of(values, st.just("none"))
         entries[name] = values
     names = sorted(entries)
     return st.lists(st.sampled_from(names), unique=True, max_size=len(names)).flatmap(
@@ -139,5 +143,61 @@ def claims(draw, model):
         "diagnoses": draw(st.lists(st.sampled_from(DIAGNOSES), max_size=2)),
         "lines": lines,
         "facts": draw(fact_strategy(model)),
+        "history": history,
+    }
+
+
+GLUCOSE_CODES = [
+    "E0607", "E2100", "E2101", "A4253", "A4259", "A4256", "A4258", "A4233", "A4245", "A4250", "A4255",
+    "E0620", "A4257", "E2102", "E2103", "A4238", "A4239", "E0784", "99213",
+]  # fmt: skip
+GLUCOSE_DAYS = [
+    datetime.date(2022, 3, 31),
+    datetime.date(2022, 6, 30),
+    datetime.date(2022, 7, 1),
+    datetime.date(2022, 12, 31),
+    datetime.date(2026, 2, 28),
+    datetime.date(2026, 3, 10),
+    datetime.date(2026, 5, 31),
+    datetime.date(2026, 8, 31),
+]
+GLUCOSE_FACT_VALUES = {
+    "bool": st.booleans(),
+    "int": st.sampled_from([20, 100, 199, 200, 400]),
+    "number": st.sampled_from([1, 3, 4, 6, 0.5]),
+    "date": st.sampled_from(["2025-08-31", "2025-09-10", "2026-01-15", "2026-02-28", "2026-03-20", "2026-08-31"]),
+    "code": st.sampled_from(["E2102"]),
+}
+
+
+@st.composite
+def glucose_claims(draw, model):
+    """Claims under the glucose monitors policy: limits, windows and history at their edges."""
+    n = draw(st.integers(min_value=1, max_value=4))
+    lines = []
+    for seq in draw(st.permutations(list(range(1, n + 1)))):
+        line = {
+            "seq": seq,
+            "hcpcs": draw(st.sampled_from(GLUCOSE_CODES)),
+            "service_date": draw(st.sampled_from(GLUCOSE_DAYS)).isoformat(),
+            "units": draw(st.sampled_from([1, 2, 3, 4, 7])),
+        }
+        if draw(st.integers(0, 2)) == 0:
+            line["facts"] = draw(fact_strategy(model, GLUCOSE_FACT_VALUES, per_line=True))
+        lines.append(line)
+    history = [
+        {
+            "hcpcs": draw(st.sampled_from(["A4253", "A4259", "A4239", "E2103", "A4258"])),
+            "service_date": draw(st.sampled_from(GLUCOSE_DAYS)).isoformat(),
+            "units": draw(st.sampled_from([1, 2, 6])),
+        }
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+    return {
+        "id": "gen",
+        "member": {"id": "m", "birth_date": "1956-04-11", "line_of_business": "medicare"},
+        "diagnoses": draw(st.lists(st.sampled_from(["E11.9", "E10.A1", "O24.4", "O24.1", "Z00.00"]), max_size=2)),
+        "lines": lines,
+        "facts": draw(fact_strategy(model, GLUCOSE_FACT_VALUES)),
         "history": history,
     }

@@ -9,11 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medpol.api import load_policy
-from tests.strategies import claims
+from tests.strategies import claims, glucose_claims
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_policy(ROOT / "policies" / "external-infusion-pump.policy")
 INTERPRETED = POLICY.interpreted()
+GLUCOSE = load_policy(ROOT / "policies" / "glucose-monitors.policy")
+GLUCOSE_INTERPRETED = GLUCOSE.interpreted()
 
 
 def without_trace(decision: dict) -> dict:
@@ -42,3 +44,18 @@ def test_every_line_gets_a_contract_outcome(claim):
             assert line["reasons"]
         if line["outcome"] == "denied":
             assert line["category"] in {"not_reasonable_and_necessary", "incorrect_coding", "not_covered"}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(claim=glucose_claims(GLUCOSE.model))
+def test_glucose_monitor_decisions_agree_and_units_add_up(claim):
+    compiled = GLUCOSE.decide(claim)
+    assert compiled == without_trace(GLUCOSE_INTERPRETED.decide(claim))
+    for line, billed in zip(compiled["lines"], claim["lines"], strict=True):
+        if "allowed_units" in line:
+            assert line["allowed_units"] + line["denied_units"] == billed["units"]
+            assert 0 <= line["allowed_units"] < billed["units"]
+            if line["outcome"] == "covered":  # paid in part: the limit's denial says why
+                assert line["allowed_units"] > 0 and line["denied_reasons"]
+            else:  # nothing fits: the line is denied by the limit itself
+                assert line["outcome"] == "denied" and line["allowed_units"] == 0 and line["reasons"]
