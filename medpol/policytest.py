@@ -665,7 +665,7 @@ class PolicyCoverage:
         # Rules that decide without a condition of their own (otherwise, follow) and the
         # count of a limit appear only in the lines' traces.
         for line in decision.get("lines", ()):
-            for rule_id, value, node, *detail in line.get("trace") or ():
+            for rule_id, _value, node, *detail in line.get("trace") or ():
                 self.evaluated.add(rule_id)
                 if detail and self._kinds.get(rule_id) == "limit":
                     # The engine reads a limit's condition only for a line past the limit, so

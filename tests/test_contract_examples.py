@@ -92,7 +92,7 @@ def test_glucose_monitor_worked_example_through_the_cli():
         "denied_units": 2,
         "denied_category": "not_reasonable_and_necessary",
     }
-    assert first["reasons"][0]["text"].startswith("Lancets (code A4259), blood glucose test reagent strips (code A4253)")
+    assert first["reasons"][0]["text"].startswith("Lancets (code A4259), blood glucose test reagent strips")
     (denial,) = first["denied_reasons"]
     assert "criteria (a)-(c) are not met, the amount in excess will be denied as not reasonable and necessary" in (
         denial["text"]
