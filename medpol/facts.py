@@ -29,6 +29,12 @@ class FactReader:
         self.defaults = {
             name: fact.default for name, fact in model.facts.items() if fact.has_default and fact.default is not None
         }
+        # `default none` on a `date or none` fact is the answer "no such event".
+        self.defaults.update(
+            (name, NO_EVENT)
+            for name, fact in model.facts.items()
+            if fact.has_default and fact.default is None and fact.type.kind == "date" and fact.type.or_none
+        )
         self._with_default = {name for name, fact in model.facts.items() if fact.has_default}
 
     def has_default(self, name: str) -> bool:

@@ -365,3 +365,8 @@ def test_a_settled_denial_is_not_held_pending_by_an_undecided_denial_of_another_
     assert covered_unless["outcome"] == "pending" and covered_unless["missing"] == ["insulin_treated"]
     lines = decide(policy(OUTCOMES.replace("cover cgm, A4259", "cover A4259")), ["E2103"])
     assert brief(lines[0])[:2] == ("denied", "not_reasonable_and_necessary")
+
+
+def test_default_none_on_a_date_or_none_fact_is_no_such_event():
+    p = policy(DATES, HEAD.replace("visit_date: date or none", "visit_date: date or none, default none"))
+    assert decide(p, ["E2102"], {"order_date": "2026-08-31"})[0]["outcome"] == "denied"
