@@ -394,8 +394,20 @@ class CodeGenerator:
         left = self.expression(cond.left, cond.right, cond, reads)
         right = self.expression(cond.right, cond.left, cond, reads)
         v = self.var()
-        self._known(v, reads, f"_compare({cond.op!r}, {left}, {right})")
+        if self._plain(cond.left) and self._plain(cond.right):
+            # Neither side can be an event that did not happen: compare inline.
+            self._known(v, reads, f"{left} {cond.op} {right}")
+        else:
+            self._known(v, reads, f"_compare({cond.op!r}, {left}, {right})")
         return v
+
+    def _plain(self, operand) -> bool:
+        """An operand that always has a value once its facts are known (no `none`, no x / 0)."""
+        if isinstance(operand, ir.Arith):
+            return operand.op != "/" and self._plain(operand.left) and self._plain(operand.right)
+        if isinstance(operand, ir.FactRef):
+            return not self._may_be_none(operand.name)
+        return True
 
     def emit_DiagnosisIn(self, cond, owner):
         sets = tuple(self.model.diagnosis_sets[r.name] for r in cond.sets if r.name in self.model.diagnosis_sets)

@@ -495,8 +495,11 @@ class _ClaimRun:
 
     def _settle(self, decided: dict | None, unknown, trace) -> dict:
         """Decide, unless an earlier rule that could not be evaluated might decide otherwise."""
-        if decided is not None and all(
-            key == _key(decided) or (decided["outcome"] == "denied" and key[0] == "denied") for key, _ in unknown
+        if decided is not None and (
+            not unknown
+            or all(
+                key == _key(decided) or (decided["outcome"] == "denied" and key[0] == "denied") for key, _ in unknown
+            )
         ):
             if trace is not None:
                 decided["trace"] = trace
@@ -512,7 +515,7 @@ class _ClaimRun:
     def _allowance(self, rule: ir.Rule, p: _Prepared, ctx: LineContext):
         """The units of this line within the rule's limit: None when the whole line fits.
 
-        Also returns, for an explanation, what was counted. The count is of the codes the
+        Also returns, when tracing for an explanation, what was counted. The count is of the codes the
         rule names (or, with `each of`, of this line's code alone) in the limit's period:
         the member's history, and this claim's lines up to this one (an earlier date of
         service, or the same date and a lower seq), with their billed units whatever their
@@ -530,8 +533,10 @@ class _ClaimRun:
                 if start <= h.service_date <= day and in_members(members, h.hcpcs, h.service_date)
             }
             days.update(q.day for q in self.prepared if start <= q.day <= day and in_members(members, q.code, q.day))
-            counted = f"{len(days)} days of service {_period_words(limit, day)}; the limit is {limit.amount:g}"
-            return (None if len(days) <= limit.amount else 0), counted
+            allowed = None if len(days) <= limit.amount else 0
+            if e.tracer is None:
+                return allowed, None
+            return allowed, f"{len(days)} days of service {_period_words(limit, day)}; the limit is {limit.amount:g}"
         amount = limit.amount
         if rule.id in e.amounts:
             amount = e.amounts[rule.id](ctx)
@@ -561,8 +566,11 @@ class _ClaimRun:
             )
         units = p.line.units
         allowed = min(units, max(0, cap - used))
-        counted = f"{used:g} units {_period_words(limit, day)} before this line's {units:g}; the limit is {cap:g} units"
-        return (None if allowed >= units else allowed), counted
+        allowed = None if allowed >= units else allowed
+        if e.tracer is None:
+            return allowed, None  # the words of the count are for explanations only
+        words = _period_words(limit, day)
+        return allowed, f"{used:g} units {words} before this line's {units:g}; the limit is {cap:g} units"
 
     def _paid_in_part(self, p: _Prepared, allowed, rule: ir.Rule) -> dict:
         return {
@@ -735,19 +743,24 @@ def _depends(p: _Prepared, broken: list[dict]) -> dict | None:
     }
 
 
+_LINE_KEYS = ("category", "refer_to", "missing", "reasons", "trace")
+_PAID_IN_PART_KEYS = (
+    "category",
+    "refer_to",
+    "missing",
+    "reasons",
+    "allowed_units",
+    "denied_units",
+    "denied_category",
+    "denied_reasons",
+    "trace",
+)
+
+
 def _finish(p: _Prepared, decision: dict) -> dict:
     out = {"seq": p.line.seq, "hcpcs": p.code, "outcome": decision["outcome"]}
-    for key in (
-        "category",
-        "refer_to",
-        "missing",
-        "reasons",
-        "allowed_units",
-        "denied_units",
-        "denied_category",
-        "denied_reasons",
-        "trace",
-    ):
+    keys = _LINE_KEYS if "allowed_units" not in decision else _PAID_IN_PART_KEYS
+    for key in keys:
         if key in decision:
             out[key] = decision[key]
     return out
