@@ -90,22 +90,27 @@ class Lookback:
 NO_LOOKBACK = Lookback()
 
 
-class _NoEvent:
-    """The value of a `date or none` fact whose record shows no such event.
+class _Valueless:
+    """A value that takes part in no period and no comparison: every test on it is false.
 
-    It takes part in no period and no comparison: every test on it is false.
+    NO_EVENT is the value of a `date or none` fact whose record shows no such event;
+    NOTHING is an arithmetic result with no value (a division by zero).
     """
 
-    __slots__ = ()
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
 
     def __repr__(self) -> str:
-        return "NO_EVENT"
+        return self.name
 
     def __reduce__(self):
-        return "NO_EVENT"
+        return self.name  # pickles as the module's own constant
 
 
-NO_EVENT = _NoEvent()
+NO_EVENT = _Valueless("NO_EVENT")
+NOTHING = _Valueless("NOTHING")
 
 
 def builtin(ctx: LineContext, name: str):
@@ -168,21 +173,6 @@ def within(subject, amount: float, unit: str, direction: str, anchor) -> bool:
 
 def within_before(earlier, amount: float, unit: str, later) -> bool:
     return within(earlier, amount, unit, "before", later)
-
-
-class _Nothing:
-    """An arithmetic result with no value (a division by zero): every test on it is false."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NOTHING"
-
-    def __reduce__(self):
-        return "NOTHING"
-
-
-NOTHING = _Nothing()
 
 
 def arith(op: str, a, b, shift_unit: str | None = None):
