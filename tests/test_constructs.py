@@ -370,3 +370,70 @@ def test_a_settled_denial_is_not_held_pending_by_an_undecided_denial_of_another_
 def test_default_none_on_a_date_or_none_fact_is_no_such_event():
     p = policy(DATES, HEAD.replace("visit_date: date or none", "visit_date: date or none, default none"))
     assert decide(p, ["E2102"], {"order_date": "2026-08-31"})[0]["outcome"] == "denied"
+
+
+NEBULIZER = """\
+policy nebulizers "Nebulizers"
+  revision 1 dated 2026-01-01 effective 2026-01-01
+
+facts
+  nebulizer_drug: code
+  owned_nebulizer: code, default none
+  copd: bool
+  order_on_file: bool
+
+codes nebulizer "nebulizers"
+  E0570 "nebulizer, with compressor"
+
+codes nebulizer_supplies "supplies"
+  A7003 "administration set"
+
+drugs inhalation "inhalation drugs"
+  albuterol J7613
+  budesonide J7626
+
+section s "S"
+  rule s.albuterol
+    cover albuterol when copd
+  rule s.budesonide
+    effective 2026-03-01
+    cover budesonide when copd
+  rule s.order
+    deny nebulizer as not reasonable and necessary unless any of
+      nebulizer_owned
+      order_on_file
+  rule s.relation
+    nebulizer administer drugs else nebulizer_drug
+    drugs, nebulizer_supplies follow the nebulizer else owned_nebulizer
+  rule s.otherwise
+    otherwise deny as not reasonable and necessary
+"""
+
+
+def test_the_base_and_dependent_relation_serves_any_device():
+    p = compile_text(NEBULIZER, "nebulizers.policy")
+    facts = {"copd": True, "order_on_file": True}
+    lines = decide(p, ["E0570", "J7613", "A7003"], facts)
+    assert [line["outcome"] for line in lines] == ["covered", "covered", "covered"]
+    # The base is decided by the drug it serves; its supplies follow it.
+    lines = decide(p, ["E0570", "J7613", "A7003"], {**facts, "copd": False})
+    assert [line["outcome"] for line in lines] == ["denied", "denied", "denied"]
+    # Without a base line, the member's own stands in, and NOUN_owned says so.
+    lines = decide(p, ["J7613"], {"copd": True, "owned_nebulizer": "E0570"})
+    assert lines[0]["outcome"] == "covered"
+    # Without a drug line, the fact names the drug the base serves.
+    assert decide(p, ["E0570"], {**facts, "nebulizer_drug": "J7613"})[0]["outcome"] == "covered"
+    pending = decide(p, ["E0570"], facts)[0]
+    assert pending["outcome"] == "pending" and pending["missing"] == ["nebulizer_drug"]
+
+
+def test_each_dependent_is_decided_as_of_its_own_date():
+    p = compile_text(NEBULIZER, "nebulizers.policy")
+    lines = decide(
+        p,
+        [{"hcpcs": "E0570", "service_date": "2026-03-05"}, {"hcpcs": "J7626", "service_date": "2026-02-20"}],
+        {"copd": True, "order_on_file": True},
+    )
+    # Budesonide is covered from 2026-03-01: the base served on 03-05 does not carry a drug
+    # line served on 02-20 into that coverage.
+    assert [line["outcome"] for line in lines] == ["covered", "denied"]
