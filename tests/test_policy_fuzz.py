@@ -1,6 +1,6 @@
-"""Fuzz `check_text` with damaged copies of the real policy: it must report, never raise.
+"""Fuzz `check_text` with damaged copies of the real policies: it must report, never raise.
 
-Hypothesis applies a few random edits to `policies/external-infusion-pump.policy` (delete a
+Hypothesis applies a few random edits to each policy in `policies/` (delete a
 span, duplicate, swap or re-indent a line, insert a keyword, punctuation, a quote, a tab or a
 non-ASCII character, truncate the file) and checks that every result is a list of
 diagnostics with real positions that render.
@@ -20,6 +20,8 @@ from medpol.api import check_text
 REPO = Path(__file__).resolve().parent.parent
 POLICY = REPO / "policies" / "external-infusion-pump.policy"
 TEXT = POLICY.read_text(encoding="utf-8")
+GLUCOSE = REPO / "policies" / "glucose-monitors.policy"
+GLUCOSE_TEXT = GLUCOSE.read_text(encoding="utf-8")
 
 # Words, punctuation and characters that a damaged policy plausibly contains.
 TOKENS = [
@@ -110,6 +112,19 @@ TOKENS = [
     "mmHg",
     "mg/dl",
     "percent",
+    "each",
+    "excess",
+    "denied",
+    "earlier",
+    "after",
+    "quarter",
+    "year",
+    "months",
+    "service_date",
+    "+",
+    "*",
+    "/",
+    "or none",
     # literals
     "0",
     "3",
@@ -233,8 +248,7 @@ MUTATIONS = [_delete_span, _duplicate_line, _swap_lines, _insert_token, _reinden
 
 
 @st.composite
-def damaged_policies(draw) -> str:
-    text = TEXT
+def damaged_policies(draw, text: str = TEXT) -> str:
     for _ in range(draw(st.integers(1, 3))):
         mutation = draw(st.sampled_from(MUTATIONS))
         text = draw(mutation(text))
@@ -264,6 +278,14 @@ def test_unmutated_policy_has_no_errors() -> None:
 @given(damaged_policies())
 def test_check_text_never_raises_on_damaged_policy(text: str) -> None:
     diagnostics = check_text(text, str(POLICY))
+    _assert_well_formed(diagnostics, text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged_policies(GLUCOSE_TEXT))
+def test_check_text_never_raises_on_damaged_glucose_policy(text: str) -> None:
+    """Limits, dates, arithmetic and look-backs damaged at random are reported, never raised."""
+    diagnostics = check_text(text, str(GLUCOSE))
     _assert_well_formed(diagnostics, text)
 
 
