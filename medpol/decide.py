@@ -218,6 +218,10 @@ class Engine:
                 dependent = p.code in self.dependents
                 needs = broken_bases + (broken_served if p.code not in self.served else []) if dependent else []
                 out[p.index] = _depends(p, needs) or run.decide_line(p)
+        # A line's context refers back to the run (for look-backs): let go of it, so the
+        # claim's objects are freed as soon as it is decided, not by the cyclic collector.
+        for p in prepared:
+            p.ctx = None
         decision = {"claim": claim.id, "policy": self.policy_id, "revision": self.revision, "lines": out}
         if claim.ignored_fields:
             warnings = [f"`{f}` is not a field of a claim and was ignored" for f in claim.ignored_fields] + warnings
@@ -654,7 +658,8 @@ def _outcome_reads(model: Model) -> dict[str, frozenset[str]]:
 def _reading_order(prepared: list[_Prepared], reads: dict[str, frozenset[str]]) -> list[_Prepared]:
     """The lines in claim order, except that a line comes after the lines whose outcomes it reads.
 
-    Lines that read each other (a cycle) keep their claim order.
+    Lines that read each other (a cycle) keep their claim order. A depth-first walk with a
+    stack of its own: a recursive closure would make each claim's order a reference cycle.
     """
     everywhere = reads.get("*", frozenset())
     by_code: dict[str, list[_Prepared]] = {}
@@ -662,24 +667,32 @@ def _reading_order(prepared: list[_Prepared], reads: dict[str, frozenset[str]]) 
         by_code.setdefault(p.code, []).append(p)
     order: list[_Prepared] = []
     placed: set[int] = set()
-    visiting: set[str] = set()
-
-    def place(p: _Prepared) -> None:
-        if p.index in placed or p.code in visiting:
-            return
-        visiting.add(p.code)
-        for code in sorted(reads.get(p.code, frozenset()) | everywhere):
-            for q in by_code.get(code, ()):
-                if q.code != p.code:
-                    place(q)
-        visiting.discard(p.code)
-        if p.index not in placed:
-            placed.add(p.index)
-            order.append(p)
-
-    for p in prepared:
-        place(p)
+    for first in prepared:
+        if first.index in placed:
+            continue
+        # Each frame: the line, and the lines it reads still to place before it.
+        visiting = {first.code}
+        stack = [(first, _read_lines(first, reads, everywhere, by_code))]
+        while stack:
+            p, pending = stack[-1]
+            q = next((q for q in pending if q.index not in placed and q.code not in visiting), None)
+            if q is None:
+                stack.pop()
+                visiting.discard(p.code)
+                if p.index not in placed:
+                    placed.add(p.index)
+                    order.append(p)
+                continue
+            pending.remove(q)
+            visiting.add(q.code)
+            stack.append((q, _read_lines(q, reads, everywhere, by_code)))
     return order
+
+
+def _read_lines(p: _Prepared, reads, everywhere, by_code) -> list[_Prepared]:
+    """The other lines whose outcomes the rules deciding `p` read, in claim order of their codes."""
+    codes = sorted(reads.get(p.code, frozenset()) | everywhere)
+    return [q for code in codes if code != p.code for q in by_code.get(code, ())]
 
 
 def _unless(day: datetime.date, same: datetime.date) -> datetime.date | None:

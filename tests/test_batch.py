@@ -137,3 +137,26 @@ def test_parquet_in_and_out(tmp_path):
     jsonl.write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in claims))
     assert eval_cli(str(jsonl), "--out", str(expected_csv)).returncode == 0
     assert decided == list(csv.DictReader(expected_csv.open()))
+
+
+@pytest.mark.parametrize("name", ["external-infusion-pump", "glucose-monitors"])
+def test_a_decided_claim_leaves_no_reference_cycles(name):
+    """Batches stay flat in memory: each claim's objects are freed by reference counting alone."""
+    import gc
+
+    from medpol.api import load_policy
+
+    policy = load_policy(Path(__file__).resolve().parent.parent / "policies" / f"{name}.policy")
+    claims = generate(300, 3)
+    if name == "glucose-monitors":
+        worked = Path(__file__).resolve().parent / "fixtures" / "contract" / "glucose-monitors" / "worked-example.jsonl"
+        claims = [json.loads(worked.read_text())] * 300
+    policy.decide(claims[0])
+    gc.collect()
+    gc.disable()
+    try:
+        for claim in claims:
+            policy.decide(claim)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
