@@ -327,6 +327,8 @@ class _Checker:
                 if not self._is_codes(ref.name):
                     self.report(ref, "undefined-set", f"`{ref.name}` is not a code, code set or drug")
         elif isinstance(cond, ir.LineOutcome):
+            if cond.by is not None and cond.by.name not in {r.id for r in self.policy.rules}:
+                self.report(cond.by, "undefined-rule", f"`{cond.by.name}` is not a rule of this policy")
             for ref in cond.codes.include:
                 self.used_sets.add(ref.name)
                 if _looks_like_code(ref.name) and not HCPCS.match(ref.name):

@@ -443,7 +443,8 @@ class CodeGenerator:
     def emit_LineOutcome(self, cond, owner):
         codes = self._members(cond.codes)
         v = self.var()
-        self.writeline(f"{v} = _line_outcome(x, {codes}, {cond.outcome!r}, {cond.category!r})", cond)
+        rule = cond.by.name if cond.by is not None else None
+        self.writeline(f"{v} = _line_outcome(x, {codes}, {cond.outcome!r}, {cond.category!r}, {rule!r})", cond)
         return v
 
     def emit_HasModifier(self, cond, owner):

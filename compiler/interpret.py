@@ -140,8 +140,9 @@ class Interpreter:
             return runtime.served_in(ctx, self.targets(cond.codes), frozenset((fact,)))
         if isinstance(cond, ir.LineOutcome):
             codes = self.targets(cond.codes)
-            value = runtime.line_outcome(ctx, codes, cond.outcome, cond.category)
-            seen = [o for code, decided in ctx.status.items() if code in codes for o, _, _ in decided]
+            rule = cond.by.name if cond.by is not None else None
+            value = runtime.line_outcome(ctx, codes, cond.outcome, cond.category, rule)
+            seen = [o for code, decided in ctx.status.items() if code in codes for o, _, _, _ in decided]
             self._used(node, "decided lines", seen or "not billed")
             return value
         if isinstance(cond, ir.HasModifier):

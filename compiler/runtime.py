@@ -272,8 +272,8 @@ def billed_with(ctx: LineContext, codes: Members, other_than: Members | None, pe
     return False
 
 
-def line_outcome(ctx: LineContext, codes: Members, outcome: str, category: str | None):
-    """Whether another line of `codes` on the claim was decided `outcome` (and `category`).
+def line_outcome(ctx: LineContext, codes: Members, outcome: str, category: str | None, rule: str | None = None):
+    """Whether another line of `codes` on the claim was decided `outcome` (and `category`, by `rule`).
 
     Unknown, with the facts it lacks, while such a line is pending; the engine decides the
     lines a condition reads before the lines that read them.
@@ -282,8 +282,8 @@ def line_outcome(ctx: LineContext, codes: Members, outcome: str, category: str |
     for code, decided in ctx.status.items():
         if code not in codes:
             continue
-        for got, got_category, lacking in decided:
-            if got == outcome and (category is None or got_category == category):
+        for got, got_category, lacking, got_rule in decided:
+            if got == outcome and (category is None or got_category == category) and (rule is None or got_rule == rule):
                 return True
             if got == "pending":
                 missing.update(lacking)

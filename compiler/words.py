@@ -83,7 +83,8 @@ def describe(cond, top: bool = True) -> str:
         return "drug in " + targets(cond.codes)
     if isinstance(cond, ir.LineOutcome):
         text = f"{targets(cond.codes)} is {cond.outcome}"
-        return text + (f" as {CATEGORY_WORDS[cond.category]}" if cond.category else "")
+        text += f" as {CATEGORY_WORDS[cond.category]}" if cond.category else ""
+        return text + (f" by {cond.by.name}" if cond.by is not None else "")
     if isinstance(cond, ir.HasModifier):
         return f"has modifier {cond.modifier}"
     if isinstance(cond, ir.Within):

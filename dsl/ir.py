@@ -344,12 +344,14 @@ class DrugIn:
 
 @attrs.frozen
 class LineOutcome:
-    """Another line of the claim with one of `codes` was decided `outcome` (and `category`)."""
+    """Another line of the claim with one of `codes` was decided `outcome` (and `category`),
+    by the rule `by` when it is named."""
 
     codes: Targets
     outcome: str  # covered | denied
     category: str | None
     span: Span = attrs.field(eq=False)
+    by: Ref | None = None
 
 
 @attrs.frozen

@@ -739,15 +739,18 @@ class _Lower(Transformer):
         return ir.DrugIn(ir.Targets(tuple(_as_ref(c) for c in children[0]), span=_span(meta)), _span(meta))
 
     def line_outcome(self, meta, children):
-        code, (outcome, category) = children
+        code, (outcome, category, rule) = children
         targets = ir.Targets((ir.Ref(str(code), _tok_span(code)),), span=_tok_span(code))
-        return ir.LineOutcome(targets, outcome, category, _span(meta))
+        return ir.LineOutcome(targets, outcome, category, _span(meta), rule)
 
     def outcome_covered(self, meta, children):
-        return ("covered", None)
+        return ("covered", None, children[0])
 
     def outcome_denied(self, meta, children):
-        return ("denied", children[0])
+        return ("denied", children[0], children[1])
+
+    def decided_by(self, meta, children):
+        return ir.Ref(str(children[0]), _tok_span(children[0]))
 
     def has_modifier(self, meta, children):
         return ir.HasModifier(str(children[0]), _span(meta))

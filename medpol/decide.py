@@ -315,9 +315,7 @@ class _ClaimRun:
     def decide_base(self, p: _Prepared) -> dict:
         decisions = [self.base_for(p, subject) for subject in self.subjects(p)]
         decision = _combine(decisions)
-        self.status.setdefault(p.code, []).append(
-            (decision["outcome"], decision.get("category"), decision.get("missing", ()))
-        )
+        self.status.setdefault(p.code, []).append(_status(decision))
         return _finish(p, decision)
 
     def base_for(self, p: _Prepared, subject: str, virtual: str | None = None, day=None) -> dict:
@@ -335,9 +333,7 @@ class _ClaimRun:
             return _finish(p, {"outcome": "not_applicable"})
         dependent = e.follow is not None and in_members(e.dependents, p.code, p.day)
         decision = self.walk(p, subject=p.code, base=False, dependent=dependent)
-        self.status.setdefault(p.code, []).append(
-            (decision["outcome"], decision.get("category"), decision.get("missing", ()))
-        )
+        self.status.setdefault(p.code, []).append(_status(decision))
         return _finish(p, decision)
 
     def the_base(self, p: _Prepared) -> dict:
@@ -693,6 +689,17 @@ def _read_lines(p: _Prepared, reads, everywhere, by_code) -> list[_Prepared]:
     """The other lines whose outcomes the rules deciding `p` read, in claim order of their codes."""
     codes = sorted(reads.get(p.code, frozenset()) | everywhere)
     return [q for code in codes if code != p.code for q in by_code.get(code, ())]
+
+
+def _status(decision: dict) -> tuple:
+    """What conditions on other lines read of a decided line: outcome, category, missing, rule."""
+    reasons = decision.get("reasons")
+    return (
+        decision["outcome"],
+        decision.get("category"),
+        decision.get("missing", ()),
+        reasons[0]["rule"] if reasons else None,
+    )
 
 
 def _unless(day: datetime.date, same: datetime.date) -> datetime.date | None:

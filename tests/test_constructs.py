@@ -437,3 +437,26 @@ def test_each_dependent_is_decided_as_of_its_own_date():
     # Budesonide is covered from 2026-03-01: the base served on 03-05 does not carry a drug
     # line served on 02-20 into that coverage.
     assert [line["outcome"] for line in lines] == ["covered", "denied"]
+
+
+def test_other_lines_decided_by_a_named_rule():
+    body = OUTCOMES.replace(
+        "deny A4239 as incorrect coding when E2103 is denied as incorrect coding",
+        "deny A4239 as incorrect coding when E2103 is denied by pcl",
+    ).replace(
+        "  rule pcl\n",
+        "  rule too_early\n    deny E2103 as incorrect coding when service_date < 2023-01-01\n  rule pcl\n",
+    )
+    p = policy(body)
+    early = [{"hcpcs": "E2103", "service_date": "2022-12-01"}, "A4239"]
+    assert [brief(line)[:2] for line in decide(p, early, {"insulin_treated": True})] == [
+        ("denied", "incorrect_coding"),
+        ("covered", None),
+    ]
+    assert [brief(line)[:2] for line in decide(p, ["E2103", "A4239"], {"insulin_treated": False})] == [
+        ("denied", "incorrect_coding"),
+        ("denied", "incorrect_coding"),
+    ]
+    with pytest.raises(PolicyError) as err:
+        policy(body.replace("denied by pcl", "denied by pcl_typo"))
+    assert "undefined-rule" in {d.code for d in err.value.diagnostics}
