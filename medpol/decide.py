@@ -621,34 +621,32 @@ def _outcome_reads(model: Model) -> dict[str, frozenset[str]]:
     A rule over `all lines` may decide any code; its reads are kept under "*".
     """
     reads: dict[str, set[str]] = {}
-
-    def visit(cond, found: set[str]) -> None:
-        if isinstance(cond, ir.LineOutcome):
-            found.update(
-                resolve_targets(
-                    cond.codes, model.code_sets, model.drug_tables, model.drugs, model.drug_codes, lambda ref: None
-                )
-            )
-        elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-            for item in cond.items:
-                visit(item, found)
-        elif isinstance(cond, ir.Not):
-            visit(cond.item, found)
-        elif isinstance(cond, ir.Clause):
-            visit(cond.condition, found)
-        elif isinstance(cond, ir.Truth) and cond.name in model.criteria:
-            visit(model.criteria[cond.name].condition, found)
-
     for rule in model.rules:
         found: set[str] = set()
         for cond in rule.requires + (rule.condition,):
-            visit(cond, found)
+            _outcomes_read(model, cond, found)
         if not found:
             continue
         codes = ("*",) if rule.targets.all_lines else model.targets.get(rule.id, ())
         for code in codes:
             reads.setdefault(code, set()).update(found)
     return {code: frozenset(found) for code, found in reads.items()}
+
+
+def _outcomes_read(model: Model, cond, found: set[str]) -> None:
+    """Add to `found` the codes whose lines' outcomes `cond` reads."""
+    if isinstance(cond, ir.LineOutcome):
+        m = model
+        found.update(resolve_targets(cond.codes, m.code_sets, m.drug_tables, m.drugs, m.drug_codes, lambda ref: None))
+    elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
+        for item in cond.items:
+            _outcomes_read(model, item, found)
+    elif isinstance(cond, ir.Not):
+        _outcomes_read(model, cond.item, found)
+    elif isinstance(cond, ir.Clause):
+        _outcomes_read(model, cond.condition, found)
+    elif isinstance(cond, ir.Truth) and cond.name in model.criteria:
+        _outcomes_read(model, model.criteria[cond.name].condition, found)
 
 
 def _reading_order(prepared: list[_Prepared], reads: dict[str, frozenset[str]]) -> list[_Prepared]:
