@@ -318,12 +318,15 @@ def parse(text: str, path: str = "<policy>") -> Tree:
 # Blanking a statement can leave its enclosing block empty or incomplete (a `facts` block
 # with no fact left, a `when` with no condition), and the parser then fails right where the
 # statement was. Such a failure is not the author's mistake: the blanked region grows to the
-# enclosing statement instead, until the parse gets past the gap. Only the layout is used to
-# find statements and blocks (indentation, brackets, line continuations), never the grammar's
-# rules, so recovery keeps working as the language grows.
+# enclosing statement instead, until the parse gets past the gap. A misindented line is
+# reindented rather than blanked (blanking it would leave the lines it opens to fail in its
+# place), and the `policy` header, which nothing can stand in for, is finished with the
+# tokens the parser wants rather than blanked. Only the layout is used to find statements
+# and blocks (indentation, brackets, line continuations), and only the parser's own tables to
+# finish a line, never the grammar's rules, so recovery keeps working as the language grows.
 #
-# Each parse after the first starts from the checkpoint the parser passed just before the
-# blanked region, so a file with many errors costs about two parses, not one per attempt.
+# Each parse after the first starts from the checkpoint the first one noted just before the
+# blanked region, so a file with many errors costs little more than one parse.
 
 _MAX_ERRORS = 50
 _MAX_ATTEMPTS = 500
@@ -385,6 +388,12 @@ class _Layout:
         while line + 1 < len(self.continued) and self.continued[line + 1]:
             line += 1
         return line
+
+    def previous_code(self, before: int) -> int | None:
+        for line in range(before - 1, 0, -1):
+            if self.code[line]:
+                return line
+        return None
 
     def next_code(self, after: int) -> int | None:
         for line in range(after + 1, len(self.code)):
@@ -504,33 +513,49 @@ class _Recovery:
         """Blank out the statement that failed; report and return the next genuine failure."""
         layout = self.layout
         start = layout.start(failure.point[0])
-        # A misindented line is better put right than blanked, which would leave the lines it
-        # opens to fail in its place.
-        if failure.kind in _MISINDENTED or failure.point == (start, layout.first_column(start)):
+        end = None
+        wants_block = "_INDENT" in failure.signature[1]
+        previous = layout.previous_code(start)
+        if failure.signature == ("first", frozenset({"_INDENT"})) and previous is not None:
+            # The line before wants an indented block, and this line is not indented under it:
+            # this line is misindented, or the line before is at fault.
+            repaired = self._deepen(layout.start(previous), True)
+            if repaired is not _FAILED:
+                return repaired
+            start, end = layout.start(previous), start - 1
+        elif failure.kind in _MISINDENTED or failure.point == (start, layout.first_column(start)):
+            # A misindented line is better put right than blanked, which would leave the lines
+            # it opens to fail in its place.
             repaired = self._reindent(failure)
             if repaired is not _FAILED:
                 return repaired
         elif failure.kind in _ENDS_EARLY and failure.point[0] == start == layout.line_end(start):
             # The next line is not where this one wants it: it is misindented, or this one is.
-            repaired = self._deepen(failure)
-            if repaired is _FAILED:
+            repaired = self._deepen(start, wants_block)
+            if repaired is _FAILED and wants_block:
                 repaired = self._reindent(failure)
             if repaired is not _FAILED:
                 return repaired
         layout = self.layout
-        line = failure.point[0]
-        start = layout.start(line)
-        end = layout.end(start, line)
+        if end is None:
+            start = layout.start(failure.point[0])
+            end = layout.end(start, failure.point[0])
+        reported = layout.start(failure.point[0])
         repeats: list[_Failure] = []
         while self.attempts < _MAX_ATTEMPTS:
             attempt = self._attempt(start, end)
-            same = self._same_mistake(failure, attempt.failure, start, end) if attempt.failure else None
+            then = attempt.failure
+            if then is not None and then.point is not None and layout.start(then.point[0]) == reported > end:
+                # The statement already reported, failing again once the one before it is gone.
+                end = layout.end(reported, then.point[0])
+                continue
+            same = self._same_mistake(failure, then, start, end) if then else None
             if same is not None:
                 end, repeated = same
                 if repeated:
                     repeats.append(attempt.failure)
                 continue
-            self._settle(repeats, start, end)
+            self._settle(repeats)
             repeats = []
             if attempt.failure is None:
                 self._accept(attempt)
@@ -562,27 +587,42 @@ class _Recovery:
             line = failure.point[0]
             checkpoint = self.checkpoints.get(line)
             levels = set(checkpoint.levels) - {self.layout.indent[line]} if checkpoint is not None else ()
-            attempt = self._indented(line, sorted(levels, reverse=True))
+            attempt = self._indented(line, sorted(levels, reverse=True), failure)
             if attempt is None:
                 # What stops the repair is for the caller to skip, once anything was put right.
                 return failure if repaired else _FAILED
+            alike = attempt.failure is not None and self._misindented_alike(failure, attempt.failure, line)
             self._accept(attempt)
             if attempt.failure is None:
                 return None
-            if attempt.failure.kind != failure.kind or attempt.failure.signature != failure.signature:
+            if not alike:
                 self.found.append(attempt.failure.diagnostic)
                 return attempt.failure
             failure, repaired = attempt.failure, True
 
-    def _deepen(self, failure: _Failure) -> _Failure | None | str:
-        """A line that wants more after it (an indented block, or the rest of its own block),
-        and the next line is less indented: try that line indented under it, as deep as the
-        lines after it that are, or beside it. Return the next failure, None if the rest
-        parses, or _FAILED if that does not get the parse past it."""
+    def _misindented_alike(self, failure: _Failure, then: _Failure, line: int) -> bool:
+        """Whether `then` is the statement right after `line` (and its block) failing for its
+        indentation just as `failure` did at `line`."""
+        following = self.layout.next_code(self.layout.end(line, line))
+        return (
+            failure.kind in _MISINDENTED
+            and then.kind == failure.kind
+            and then.signature == failure.signature
+            and then.point is not None
+            and then.point[0] == following
+        )
+
+    def _deepen(self, start: int, wants_block: bool) -> _Failure | None | str:
+        """The statement at `start` wants more after it (an indented block, or the rest of its
+        own block), and the next line is less indented, or as indented where a block is wanted:
+        try that line indented under it, as deep as the lines after it that are, or beside it.
+        Return the next failure, None if the rest parses, or _FAILED if that does not get the
+        parse past it."""
         layout = self.layout
-        start = layout.start(failure.point[0])
         line = layout.next_code(layout.line_end(start))
-        if line is None or layout.indent[line] >= layout.indent[start]:
+        if line is None or layout.indent[line] > layout.indent[start]:
+            return _FAILED
+        if layout.indent[line] == layout.indent[start] and not wants_block:
             return _FAILED
         level = layout.indent[start] + 2
         for later in range(layout.line_end(line) + 1, len(layout.code)):
@@ -590,7 +630,8 @@ class _Recovery:
                 if layout.indent[later] > layout.indent[start]:
                     level = layout.indent[later]
                 break
-        attempt = self._indented(line, [level, layout.indent[start]])
+        levels = [lv for lv in dict.fromkeys([level, layout.indent[start]]) if lv != layout.indent[line]]
+        attempt = self._indented(line, levels)
         if attempt is None:
             return _FAILED
         if attempt.failure is None:
@@ -598,8 +639,9 @@ class _Recovery:
             return None
         return self._report([attempt])
 
-    def _indented(self, line: int, levels: list[int]) -> _Attempt | None:
-        """The first reindentation of `line` after which the parse gets well past it, if any."""
+    def _indented(self, line: int, levels: list[int], failure: _Failure | None = None) -> _Attempt | None:
+        """The first reindentation of `line` after which the parse gets well past it, or on to
+        a next line misindented as `failure` was, if any."""
         layout = self.layout
         checkpoint = self.checkpoints.get(line)
         following = layout.next_code(layout.line_end(line))
@@ -615,10 +657,12 @@ class _Recovery:
             text = "\n".join(lines)
             checkpoints: dict[int, _Checkpoint] = {}
             err = _attempt(text, checkpoint, checkpoints)
-            failure = self._failure(err, text, line) if err is not None else None
+            then = self._failure(err, text, line) if err is not None else None
             # The line's columns have moved, so only a failure past the next line will do.
-            if failure is None or failure.point is None or failure.point > (following, layout.first_column(following)):
-                return _Attempt(text, failure, checkpoints)
+            if then is None or then.point is None or then.point > (following, layout.first_column(following)):
+                return _Attempt(text, then, checkpoints)
+            if failure is not None and self._misindented_alike(failure, then, line):
+                return _Attempt(text, then, checkpoints)
         return None
 
     def _same_mistake(self, failure: _Failure, then: _Failure, start: int, end: int) -> tuple[int, bool] | None:
@@ -629,7 +673,8 @@ class _Recovery:
         following = layout.next_code(end)
         if following is None or then.point is None or layout.start(then.point[0]) != following:
             return None
-        if failure.kind == ("character", '"') and _quotes(layout.lines[following - 1]) == 1:
+        rest = layout.lines[following - 1].rstrip()
+        if failure.kind == ("character", '"') and _quotes(rest) == 1 and rest.endswith('"'):
             # A passage broken over two lines: its second line, up to the closing quote, is the
             # same mistake; the lines after it still belong where the first one stood.
             return layout.end(start, layout.line_end(following)), False
@@ -641,13 +686,12 @@ class _Recovery:
             return layout.end(following, following), True
         return None
 
-    def _settle(self, repeats: list[_Failure], start: int, end: int) -> None:
-        """Statements after the one that failed at `start`, up to `end`, failed just as it did.
-        If that goes on to the end of their block, they are entries whose block lost its
-        heading line (every fact, with `facts` missing, fails alike): one report is enough.
-        Otherwise a statement after them parses, so each one has a mistake of its own."""
-        following = self.layout.next_code(end)
-        if repeats and following is not None and self.layout.indent[following] >= self.layout.indent[start]:
+    def _settle(self, repeats: list[_Failure]) -> None:
+        """Report the statements right after one that failed, failing just as it did: three or
+        more in a row (with it) are entries whose block lost its heading line (every fact fails
+        alike with `facts` missing), one mistake, for which the first report is enough. Two may
+        well be two mistakes, and are both reported."""
+        if len(repeats) < 2:
             self.found.extend(repeat.diagnostic for repeat in repeats)
 
     def _complete(self, failure: _Failure) -> _Failure | None:
@@ -690,20 +734,18 @@ class _Recovery:
         """The next statement fails at its first token, having lost the one before it: is it a
         mistake of its own, or one that only follows from the blanking (as everything after a
         blanked `policy` header fails)? Blank the following statements one by one, as long as
-        each next one fails the same way. Once the parse gets past them, they were mistakes:
-        report them, and return the next failure or _DONE. If it never does, return None; or,
-        when it stops only for their block being left empty, report them and return _GROW."""
+        each next one fails at its first token too. Once the parse gets past them, they were
+        mistakes: report them, and return the next failure or _DONE. If it never does, return
+        None; or, when it stops only for their block being left empty, report them and return
+        _GROW."""
         layout = self.layout
         failures = [attempt.failure]
-        repeats: list[_Failure] = []
         while self.attempts < _MAX_ATTEMPTS:
             line = failures[-1].point[0]
             end = layout.end(line, line)
             attempt = self._attempt(start, end)
             place = layout.place(attempt.failure.point, start, end) if attempt.failure else None
             if place == _SIBLING:
-                if attempt.failure.signature == failures[-1].signature:
-                    repeats.append(attempt.failure)
                 failures.append(attempt.failure)
                 continue
             if place == _GAP:
@@ -713,18 +755,25 @@ class _Recovery:
                     return None
                 if following is not None and layout.indent[following] > layout.indent[parent]:
                     return None
-                self._siblings_found(failures, repeats, start, end)
+                self._siblings_found(failures)
                 return _GROW
-            self._siblings_found(failures, repeats, start, end)
+            self._siblings_found(failures)
             if attempt.failure is None:
                 self._accept(attempt)
                 return _DONE
             return self._report([attempt])
         return None
 
-    def _siblings_found(self, failures: list[_Failure], repeats: list[_Failure], start: int, end: int) -> None:
-        self.found.extend(failure.diagnostic for failure in failures if failure not in repeats)
-        self._settle(repeats, start, end)
+    def _siblings_found(self, failures: list[_Failure]) -> None:
+        """Report statements found to fail on their own, each run failing alike as in `_settle`."""
+        run: list[_Failure] = []
+        for failure in [*failures, None]:
+            if run and (failure is None or failure.signature != run[0].signature):
+                self.found.append(run[0].diagnostic)
+                self._settle(run[1:])
+                run = []
+            if failure is not None:
+                run.append(failure)
 
     def _report(self, attempts: list[_Attempt]) -> _Failure:
         for attempt in attempts:
