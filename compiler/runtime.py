@@ -171,10 +171,6 @@ def within(subject, amount: float, unit: str, direction: str, anchor) -> bool:
     return anchor <= subject <= shift(anchor, amount, unit)
 
 
-def within_before(earlier, amount: float, unit: str, later) -> bool:
-    return within(earlier, amount, unit, "before", later)
-
-
 def arith(op: str, a, b, shift_unit: str | None = None):
     """`a op b` for known operands; `shift_unit` is set when a date moves by a length of time."""
     if a is NO_EVENT or b is NO_EVENT:
@@ -288,10 +284,6 @@ def line_outcome(ctx: LineContext, codes: Members, outcome: str, category: str |
             if got == "pending":
                 missing.update(lacking)
     return frozenset(missing) if missing else False
-
-
-def line_covered(ctx: LineContext, code: str):
-    return line_outcome(ctx, {code: None}, "covered", None)
 
 
 def all_of(values):

@@ -55,9 +55,6 @@ def operand(o) -> str:
     return f"{value} {o.unit}" if o.unit else value
 
 
-_operand = operand
-
-
 def describe(cond, top: bool = True) -> str:
     """One line of text for a condition; nested groups are bracketed."""
     if isinstance(cond, ir.Always):
@@ -69,7 +66,7 @@ def describe(cond, top: bool = True) -> str:
     if isinstance(cond, ir.In):
         return f"{cond.name} in " + ", ".join(_value(v) for v in cond.values)
     if isinstance(cond, ir.Compare):
-        return f"{_operand(cond.left)} {cond.op} {_operand(cond.right)}"
+        return f"{operand(cond.left)} {cond.op} {operand(cond.right)}"
     if isinstance(cond, ir.DiagnosisIn):
         return "diagnosis in " + ", ".join(r.name for r in cond.sets)
     if isinstance(cond, ir.BilledWith):

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from compiler.runtime import LineContext, age, within_before
+from compiler.runtime import LineContext, age, within
 
 D = datetime.date
 
@@ -42,4 +42,4 @@ def test_age_counts_completed_calendar_months(born, day, months):
     ],
 )
 def test_face_to_face_within_six_months_before_the_order(earlier, later, held):
-    assert within_before(earlier, 6, "months", later) is held
+    assert within(earlier, 6, "months", "before", later) is held
