@@ -21,7 +21,6 @@ HCPCS = re.compile(r"^[A-V][0-9]{4}$")
 SUPPORTED_LANGUAGES = (1,)
 
 
-
 class _Checker:
     def __init__(self, model: Model, document: SourceDocument | None, doc_path: str | None):
         self.model = model

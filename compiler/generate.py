@@ -94,6 +94,7 @@ class CodeGenerator:
         head.append("from compiler.runtime import billed_with as _billed_with")
         head.append("from compiler.runtime import builtin as _builtin")
         head.append("from compiler.runtime import compare as _compare")
+        head.append("from compiler.runtime import criteria_of as _criteria_of")
         head.append("from compiler.runtime import dx_in as _dx_in")
         head.append("from compiler.runtime import earlier_units as _earlier_units")
         head.append("from compiler.runtime import line_outcome as _line_outcome")
@@ -110,6 +111,10 @@ class CodeGenerator:
         )
         if amounts:
             rules = ", ".join([rules, *amounts])
+        # Named criteria, which other policies of a library may ask for by name.
+        criteria = [f"('criteria', {name!r}): {self.criteria_name(name)}" for name in model.criteria]
+        if criteria:
+            rules = ", ".join([rules, *criteria])
         tail = ["", "", f"PREDICATES = {{{rules}}}", ""]
         return "\n".join(head + body + tail)
 
@@ -450,6 +455,11 @@ class CodeGenerator:
     def emit_HasModifier(self, cond, owner):
         v = self.var()
         self.writeline(f"{v} = {cond.modifier!r} in x.modifiers", cond)
+        return v
+
+    def emit_CriteriaOf(self, cond, owner):
+        v = self.var()
+        self.writeline(f"{v} = _criteria_of(x, {cond.policy!r}, {cond.name!r})", cond)
         return v
 
     def emit_Within(self, cond, owner):

@@ -148,6 +148,10 @@ class Interpreter:
         if isinstance(cond, ir.HasModifier):
             self._used(node, "modifiers", list(ctx.modifiers))
             return cond.modifier in ctx.modifiers
+        if isinstance(cond, ir.CriteriaOf):
+            value = runtime.criteria_of(ctx, cond.policy, cond.name)
+            self._used(node, f"{cond.policy} {cond.name}", value if isinstance(value, bool) else "unknown")
+            return value
         if isinstance(cond, ir.Within):
             missing: set[str] = set()
             subject = self._value(cond.subject, None, ctx, node, missing)

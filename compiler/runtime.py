@@ -286,6 +286,20 @@ def line_outcome(ctx: LineContext, codes: Members, outcome: str, category: str |
     return frozenset(missing) if missing else False
 
 
+def criteria_of(ctx: LineContext, policy: str, name: str):
+    """Another policy's named criteria, asked of the library the claim is decided in.
+
+    The library evaluates them with the claim's facts, read as that policy declares them,
+    as of this line's date. Outside a library (a policy compiled on its own) they cannot
+    be read, so they are unknown under their qualified name.
+    """
+    run = ctx.lookback
+    ask = getattr(run, "criteria_of", None)
+    if ask is None:
+        return frozenset((f"{policy}.{name}",))
+    return ask(policy, name, ctx)
+
+
 def all_of(values):
     """Three-valued and: False wins, then unknown (with every missing name), then True."""
     missing: set[str] = set()

@@ -84,6 +84,8 @@ def describe(cond, top: bool = True) -> str:
         return text + (f" by {cond.by.name}" if cond.by is not None else "")
     if isinstance(cond, ir.HasModifier):
         return f"has modifier {cond.modifier}"
+    if isinstance(cond, ir.CriteriaOf):
+        return f"meets {cond.name} of {cond.policy}"
     if isinstance(cond, ir.Within):
         amount = _number(cond.amount)
         return f"{operand(cond.subject)} within {amount} {cond.unit} {cond.direction} {operand(cond.anchor)}"
@@ -174,6 +176,8 @@ def decision(rule: ir.Rule) -> str:
     if rule.kind == "deny":
         return f"deny {targets(rule.targets)} as {CATEGORY_WORDS[rule.category]}"
     if rule.kind == "refer":
+        if rule.refer_policy is not None:
+            return f"refer {targets(rule.targets)} to policy {rule.refer_policy}"
         return f'refer {targets(rule.targets)} to "{rule.refer_to}"'
     if rule.kind == "limit":
         return "limit " + limit_words(rule)

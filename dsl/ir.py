@@ -231,6 +231,16 @@ class Truth:
 
 
 @attrs.frozen
+class CriteriaOf:
+    """Another policy's named criteria (`meets basic_coverage of manual-wheelchair-bases`),
+    read with the claim's facts as of the line's date."""
+
+    name: str
+    policy: str
+    span: Span = attrs.field(eq=False)
+
+
+@attrs.frozen
 class Is:
     name: str
     value: object
@@ -396,6 +406,7 @@ Condition = (
     | LineOutcome
     | HasModifier
     | Within
+    | CriteriaOf
     | Always
 )
 
@@ -430,6 +441,8 @@ class Rule:
     condition: Condition
     category: str | None = None
     refer_to: str | None = None
+    refer_policy: str | None = None  # `refer ... to policy ID`: a policy of the library
+    refer_span: Span = attrs.field(default=NO_SPAN, eq=False)
     limit: Limit | None = None
     window: Window = ALWAYS
     requires: tuple[Condition, ...] = ()  # from the enclosing sections' `require`

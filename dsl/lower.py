@@ -511,13 +511,12 @@ class _Lower(Transformer):
 
     def refer(self, meta, children):
         targets, to, condition = children
-        return {
-            "kind": "refer",
-            "targets": targets,
-            "refer_to": unquote(to),
-            "condition": condition,
-            "span": _span(meta),
-        }
+        rule = {"kind": "refer", "targets": targets, "condition": condition, "span": _span(meta)}
+        if to.type == "POLICY_ID":
+            rule.update(refer_to=str(to), refer_policy=str(to), refer_span=_tok_span(to))
+        else:
+            rule["refer_to"] = unquote(to)
+        return rule
 
     def _default_categories(self, sections: list[ir.Section]) -> list[ir.Section]:
         """Give a denial written without a category the policy's own (its `otherwise` rule's)."""
@@ -751,6 +750,9 @@ class _Lower(Transformer):
 
     def decided_by(self, meta, children):
         return ir.Ref(str(children[0]), _tok_span(children[0]))
+
+    def criteria_of(self, meta, children):
+        return ir.CriteriaOf(str(children[0]), str(children[1]), _span(meta))
 
     def has_modifier(self, meta, children):
         return ir.HasModifier(str(children[0]), _span(meta))

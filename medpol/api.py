@@ -59,12 +59,17 @@ class CompiledPolicy:
         self._interpreted: InterpretedPredicates | None = None
         self.label = model.policy.path  # the version it was loaded from, for reports
         self.document = document
+        # Named criteria, which other policies of a library read (`meets NAME of ID`).
+        self.criteria_functions = {
+            key[1]: fn for key, fn in predicates.items() if isinstance(key, tuple) and key[0] == "criteria"
+        }
+        self._siblings: list[CompiledPolicy] = []  # policies read on its behalf when decided alone
 
     def __reduce__(self):
         # Generated code and its linecache entry live in one process: another process
         # (a worker, a Dask node) rebuilds the policy from its source, which is small.
         document = self.document.original if self.document is not None else None
-        return (_rebuild, (self._text, self.model.policy.path, document, self.label))
+        return (_rebuild, (self._text, self.model.policy.path, document, self.label, self._siblings))
 
     def passage_text(self, text: str) -> str:
         """A quoted passage with the words left out by `...` restored from the source document."""
@@ -100,7 +105,10 @@ class CompiledPolicy:
         """An engine over the reference interpreter, tracing every rule it evaluates."""
         if self._interpreted is None:
             self._interpreted = InterpretedPredicates(self.model)
-        return Engine(self.model, self._interpreted, self.reasons, tracer=self._interpreted)
+        engine = Engine(self.model, self._interpreted, self.reasons, tracer=self._interpreted)
+        engine.library = self.engine.library  # other policies' criteria are read as when compiled
+        engine.facts = self.engine.facts
+        return engine
 
     def explain(self, claim: Any, as_of: datetime.date | None = None) -> dict:
         """Decide with the interpreter and keep, per line, the trace of every rule tried."""
@@ -124,9 +132,13 @@ def _source_document(policy: ir.Policy, read_source=None) -> tuple[SourceDocumen
         return None, doc_path
 
 
-def _rebuild(text: str, path: str, document: str | None, label: str) -> CompiledPolicy:
+def _rebuild(text: str, path: str, document: str | None, label: str, siblings=()) -> CompiledPolicy:
     compiled = compile_text(text, path, read_source=(lambda _name: document) if document is not None else None)
     compiled.label = label
+    if siblings:
+        from medpol.library import link_alone
+
+        link_alone(compiled, list(siblings))
     return compiled
 
 
@@ -148,10 +160,12 @@ def compile_text(text: str, path: str = "<policy>", *, read_source=None) -> Comp
     return compiled
 
 
-def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None) -> CompiledPolicy:
+def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None, linked: bool = True) -> CompiledPolicy:
     """Read and compile a policy file or a reference to a version of one (`path@r21`,
     `path@2025-12-20`, `path@<commit>`); with `known_at`, the revision published on that day.
 
+    A policy that reads another policy's criteria (`meets NAME of ID`) is linked to the
+    policies beside it in its folder (at the same version), unless `linked` is false.
     Raises PolicyError with every diagnostic, or RefError for a reference that names no version.
     """
     path = str(path)
@@ -161,12 +175,19 @@ def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None) 
         version = resolve_ref(path, known_at)
         compiled = compile_text(version.text, version.path, read_source=version.source_reader)
         compiled.label = version.label
-        return compiled
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise PolicyError([Diagnostic(path, 1, 1, "unreadable-file", f"cannot read the file: {err}")]) from None
-    return compile_text(text, path)
+        ref = path.rsplit("@", 1)[1] if "@" in path and not Path(path).exists() else None
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise PolicyError([Diagnostic(path, 1, 1, "unreadable-file", f"cannot read the file: {err}")]) from None
+        compiled = compile_text(text, path)
+        ref = None
+    if linked:
+        from medpol.library import siblings_for
+
+        siblings_for(compiled, known_at, ref)
+    return compiled
 
 
 def check_text(text: str, path: str = "<policy>") -> list[Diagnostic]:

@@ -236,8 +236,9 @@ def to_csv_rows(decision: dict) -> list[list[str]]:
         return [head + ["", "", "error", "", "", "", "", decision.get("message", "")]]
     rows = []
     for line in decision["lines"]:
+        # A library's line names the policy that decided it.
         rows.append(
-            head
+            [head[0], line.get("policy") or head[1], line.get("revision") or head[2]]
             + [
                 str(line.get("seq", "")),
                 line.get("hcpcs") or "",
@@ -281,16 +282,11 @@ def decide_chunk(
             try:
                 item = orjson.loads(item)
             except orjson.JSONDecodeError as err:
-                decisions.append(
-                    {
-                        "claim": None,
-                        "policy": policy_id,
-                        "revision": revision,
-                        "outcome": "error",
-                        "message": f"{name}:{first + offset}: not valid JSON: {err}",
-                        "lines": [],
-                    }
-                )
+                unreadable = {"claim": None, "policy": policy_id, "revision": revision}
+                if policy_id is None:  # a library names policies line by line
+                    unreadable = {"claim": None}
+                unreadable.update(outcome="error", message=f"{name}:{first + offset}: not valid JSON: {err}", lines=[])
+                decisions.append(unreadable)
                 counts["claims"] += 1
                 counts["error"] += 1
                 continue

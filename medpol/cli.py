@@ -51,6 +51,23 @@ def _load(path: str, known_at: datetime.date | None = None, doing: str = "no cla
         sys.exit(1)
 
 
+def _load_library(paths: list[str], known_at: datetime.date | None):
+    from medpol.library import load_library
+
+    for path in paths:
+        if not Path(path).exists():
+            raise click.UsageError(f"`{path}` is not a policy file or folder")
+    if not _policy_files(tuple(paths)):
+        raise click.UsageError(f"no .policy files in {', '.join(paths)}")
+    try:
+        return load_library(paths, known_at, warn=lambda message: click.echo(message, err=True))
+    except PolicyError as err:
+        _print_problems(err)
+        errors = sum(1 for d in err.diagnostics if d.severity == "error")
+        click.echo(f"{', '.join(paths)}: {errors} error{'s' if errors != 1 else ''}; no claims were decided", err=True)
+        sys.exit(1)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="medpol")
 def main() -> None:
@@ -60,19 +77,35 @@ def main() -> None:
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True)
 def check_cmd(paths: tuple[str, ...]) -> None:
-    """Parse, resolve and check policy files (or folders of them); report every problem."""
+    """Parse, resolve and check policy files (or folders of them); report every problem.
+
+    References between policies (`refer ... to policy ID`, `meets NAME of ID`) are
+    resolved against the library: the policies in each file's folder.
+    """
     from medpol.api import check_file
+    from medpol.library import link_diagnostics
 
     files = _policy_files(paths)
     if not files:
         raise click.UsageError("no .policy files found")
     errors = warnings = 0
+    linked: dict[str, list] = {}
+    found, read_elsewhere = link_diagnostics(files, [p for p in paths if Path(p).is_dir()])
+    for d in found:
+        linked.setdefault(d.path, []).append(d)
     for file in files:
         diagnostics, text = check_file(str(file))
+        diagnostics = [d for d in diagnostics if (d.path, d.code, d.message) not in read_elsewhere]
+        diagnostics = diagnostics + linked.pop(str(file), [])
         for d in diagnostics:
             click.echo(d.render(text), err=True)
         errors += sum(1 for d in diagnostics if d.severity == "error")
         warnings += sum(1 for d in diagnostics if d.severity != "error")
+    for rest in linked.values():  # the library's settings
+        for d in rest:
+            click.echo(d.render(), err=True)
+            errors += d.severity == "error"
+            warnings += d.severity != "error"
     summary = (
         f"checked {len(files)} polic{'ies' if len(files) != 1 else 'y'}: {errors} error{'s' if errors != 1 else ''}, "
         f"{warnings} warning{'s' if warnings != 1 else ''}"
@@ -131,8 +164,7 @@ def _jsonl(stream, name: str) -> Iterator[object]:
 
 
 @main.command("eval")
-@click.argument("policy")
-@click.argument("claims")
+@click.argument("paths", nargs=-1, required=True, metavar="POLICY... CLAIMS")
 @click.option("--as-of", type=DATE, default=None, help="Decide every line as if served on this date (YYYY-MM-DD).")
 @click.option(
     "--known-at",
@@ -170,8 +202,7 @@ def _jsonl(stream, name: str) -> Iterator[object]:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def eval_cmd(
-    policy: str,
-    claims: str,
+    paths: tuple[str, ...],
     as_of,
     known_at,
     out_path: str | None,
@@ -184,10 +215,19 @@ def eval_cmd(
     """Decide CLAIMS (.json, .jsonl, .csv, .parquet, or - for stdin) under POLICY; one decision per claim, in order.
 
     POLICY is a file or a reference to a version of it: `path@r21`, `path@2025-12-20`,
-    `path@<commit or tag>`. Two clocks are kept apart: each line's date of service (or
-    --as-of) picks the rules in effect inside a revision; --known-at picks the revision.
+    `path@<commit or tag>`. A folder of policies, or several files, is a library: each
+    line is decided by every policy that governs its code, and names the policy and
+    revision that decided it. Two clocks are kept apart: each line's date of service (or
+    --as-of) picks the rules in effect inside a revision; --known-at picks the revision
+    (of each policy of a library).
     """
-    compiled = _load(policy, _date(known_at))
+    if len(paths) < 2:
+        raise click.UsageError("give the policy (or a folder of policies) and the claims: medpol eval POLICY... CLAIMS")
+    *policies, claims = paths
+    if len(policies) == 1 and not Path(policies[0]).is_dir():
+        compiled = _load(policies[0], _date(known_at))
+    else:
+        compiled = _load_library(policies, _date(known_at))
     day = _date(as_of)
     if explain:
         _explain(compiled, claims, day, out_path)
@@ -327,7 +367,7 @@ def _summary(totals) -> None:
 def _explain(compiled, claims: str, day, out_path: str | None) -> None:
     from medpol.explain import render
 
-    engine = compiled.interpreted()
+    engine = compiled if hasattr(compiled, "policies") else compiled.interpreted()
     out = open(out_path, "wb") if out_path else None  # noqa: SIM115 - closed below
     try:
         for claim in _read_claims(claims):
@@ -341,7 +381,7 @@ def _explain(compiled, claims: str, day, out_path: str | None) -> None:
                     "lines": [],
                 }
             else:
-                decision = engine.decide(claim, day)
+                decision = engine.explain(claim, day) if engine is compiled else engine.decide(claim, day)
             click.echo(render(decision, compiled, day))
             click.echo("")
             if out is not None:

@@ -94,6 +94,8 @@ class Engine:
         # Codes whose lines' outcomes a condition reads (`E0791 is covered`): decided first.
         self.reads = _outcome_reads(model)
         self._plans: dict[tuple, list] = {}
+        # The library this policy is decided in, which answers `meets CRITERIA of POLICY`.
+        self.library = None
 
     def plan(self, code: str, subject: str, base: bool, dependent: bool, virtual: bool) -> list:
         """The rules that can decide such a line, in precedence order, with the windows to test.
@@ -148,11 +150,16 @@ class Engine:
         """One claim in, one decision out; a malformed claim gets an `error` decision."""
         try:
             claim = read_claim(raw)
-            claim_facts, warnings = self.facts.read_claim_facts(claim.facts)
         except ClaimError as err:
             return self._claim_error(
                 err.claim_id if err.claim_id is not None else _claim_id(raw), err.field, err.message
             )
+        return self.decide_claim(claim, as_of)
+
+    def decide_claim(self, claim: Claim, as_of: datetime.date | None = None) -> dict:
+        """Decide a claim already read (a library reads each claim once for all its policies)."""
+        try:
+            claim_facts, warnings = self.facts.read_claim_facts(claim.facts)
         except FactError as err:
             return self._claim_error(claim.id, err.field, err.message)
         return self._decide(claim, claim_facts, warnings, as_of)
@@ -255,6 +262,8 @@ class _ClaimRun:
         self._base_cache: dict[tuple, dict] = {}
         self._served: list[str] | None = None
         self._bases: list[_Prepared] | None = None
+        self._other_facts: dict[tuple, dict | None] = {}
+        self._asking: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------ contexts
 
@@ -276,6 +285,53 @@ class _ClaimRun:
             line.seq,
             self,
         )
+
+    def criteria_of(self, policy: str, name: str, ctx: LineContext):
+        """Another policy's named criteria for this line: its facts read as that policy
+        declares them, as of the line's date (compiler.runtime.criteria_of)."""
+        unknown = frozenset((f"{policy}.{name}",))
+        library = self.e.library
+        other = library.policies.get(policy) if library is not None else None
+        criteria = other.criteria_functions.get(name) if other is not None else None
+        if criteria is None or (policy, name) in self._asking:
+            return unknown
+        facts = self._facts_of(other, ctx.seq)
+        if facts is None:
+            return unknown
+        octx = LineContext(
+            facts,
+            ctx.day,
+            ctx.dx,
+            ctx.codes,
+            ctx.modifiers,
+            ctx.units,
+            ctx.birth_date,
+            ctx.line_of_business,
+            ctx.licensed,
+            ctx.place_of_service,
+            {},  # other lines' outcomes are this policy's, not the other's
+            ctx.seq,
+            self,
+        )
+        self._asking.add((policy, name))
+        try:
+            return criteria(octx, facts, [])
+        finally:
+            self._asking.discard((policy, name))
+
+    def _facts_of(self, other, seq) -> dict | None:
+        key = (other.id, seq)
+        if key not in self._other_facts:
+            reader = other.engine.facts
+            try:
+                facts, _ = reader.read_claim_facts(self.claim.facts)
+                line = next((p.line for p in self.prepared if p.line.seq == seq), None)
+                if line is not None and line.facts:
+                    facts, _ = reader.merge_line_facts(facts, line.facts, "line")
+            except FactError:
+                facts = None  # the claim's own policy reports a malformed fact
+            self._other_facts[key] = facts
+        return self._other_facts[key]
 
     # What look-back conditions read (compiler.runtime.Lookback), built when one asks.
     @property
@@ -348,9 +404,7 @@ class _ClaimRun:
             # a rule took effect is not covered by it because its pump was served later.
             if is_served:
                 return _combine([self.base_for(q, p.code, day=_unless(p.day, q.day)) for q in bases])
-            return _combine(
-                [self.base_for(q, s, day=_unless(p.day, q.day)) for q in bases for s in self.subjects(q)]
-            )
+            return _combine([self.base_for(q, s, day=_unless(p.day, q.day)) for q in bases for s in self.subjects(q)])
         owned = p.facts.get(e.owned_fact) if e.owned_fact else None
         if owned is None and e.owned_fact and not e.facts.has_default(e.owned_fact):
             return {"outcome": "pending", "missing": [e.owned_fact]}

@@ -72,15 +72,23 @@ def _decisive_facts(trace, outcome: str, rules: dict) -> list[str]:
 def render(decision: dict, policy, as_of=None) -> str:
     """The explanation of one claim's decision, as text."""
     out: list[str] = []
-    head = f"claim {decision.get('claim')} under {decision.get('policy')} revision {decision.get('revision')}"
+    library = getattr(policy, "policies", None)
+    if library is not None:
+        head = f"claim {decision.get('claim')} under the library {policy.name} ({len(library)} policies)"
+    else:
+        head = f"claim {decision.get('claim')} under {decision.get('policy')} revision {decision.get('revision')}"
     if as_of is not None:
         head += f", as of {as_of.isoformat()}"
     out.append(head)
     if decision.get("outcome") == "error":
         out.append(f"  error: {decision.get('message')}")
         return "\n".join(out)
-    rules = {rule.id: rule for rule in policy.model.rules}
+    rules = {rule.id: rule for rule in policy.model.rules} if library is None else {}
     for line in decision["lines"]:
+        if library is not None:
+            # Each line of a library's decision was decided by a policy of its own.
+            model = library[line["policy"]].model if line.get("policy") in library else None
+            rules = {rule.id: rule for rule in model.rules} if model is not None else {}
         outcome = line["outcome"]
         words = outcome
         if outcome == "denied":
@@ -93,6 +101,12 @@ def render(decision: dict, policy, as_of=None) -> str:
             words += f": {line.get('message')}"
         out.append("")
         out.append(f"line {line['seq']} {line.get('hcpcs')}: {words}")
+        if library is not None and line.get("policy"):
+            out.append(f"  under {line['policy']} revision {line.get('revision')}")
+            for step in line.get("path", ()):
+                out.append(f"  referred by {step['policy']} revision {step.get('revision')}")
+            for other in line.get("decisions", ())[1:]:
+                out.append(f"  also decided by {other['policy']}: {other['outcome']}")
         for reason in line.get("reasons", ())[:1]:
             out.append(f"  decided by {reason['rule']} [{reason['source']}]")
             out.append(f'    "{reason["text"]}"')

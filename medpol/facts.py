@@ -36,6 +36,10 @@ class FactReader:
             if fact.has_default and fact.default is None and fact.type.kind == "date" and fact.type.or_none
         )
         self._with_default = {name for name, fact in model.facts.items() if fact.has_default}
+        # In a library, one claim's facts serve every policy: a fact another policy reads
+        # is not this policy's to warn about.
+        self.elsewhere: frozenset[str] = frozenset()
+        self.scope = "this policy"
 
     def has_default(self, name: str) -> bool:
         return name in self._with_default
@@ -71,7 +75,8 @@ class FactReader:
         ftype = self.types.get(name)
         field = f"{where}.{name}"
         if ftype is None:
-            warnings.append(f"`{field}` is not a fact of this policy and was ignored")
+            if name not in self.elsewhere:
+                warnings.append(f"`{field}` is not a fact of {self.scope} and was ignored")
             return
         if value is None:
             # An explicit null says the answer is not known: the fact stays unknown.

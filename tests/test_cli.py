@@ -59,7 +59,7 @@ def test_usage_errors_exit_2(tmp_path):
     assert run("eval", POLICY, str(CLAIMS), "--as-of", "2026-13-01").exit_code == 2
     assert run("check", str(tmp_path / "nothing-here")).exit_code == 2
     assert run("frobnicate").exit_code == 2
-    assert run("eval", str(tmp_path), str(CLAIMS)).exit_code == 2  # a folder is not a policy
+    assert run("eval", str(tmp_path), str(CLAIMS)).exit_code == 2  # a folder with no policies
     assert run("compile", str(tmp_path / "missing.policy")).exit_code == 2
     assert run("docs", "build", "--policies", str(tmp_path), "--out", str(tmp_path / "site")).exit_code == 2
 
