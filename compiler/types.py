@@ -20,6 +20,8 @@ UNIT_FAMILY = {
     "mmHg": "mmHg",
     "mg/dl": "mg/dl",
     "percent": "percent",
+    "pounds": "pounds",
+    "inches": "inches",
     "month": "months",
     "months": "months",
     "year": "years",

@@ -265,6 +265,9 @@ class _Lower(Transformer):
 
     def fact(self, meta, children):
         name, ftype, *rest = children
+        if isinstance(ftype, tuple):  # a `one of` list, with the options written after it
+            ftype, options = ftype
+            rest = options + rest
         per_line = False
         default = ir.NO_DEFAULT
         question = None
@@ -301,7 +304,9 @@ class _Lower(Transformer):
         return ir.FactType("code")
 
     def type_enum(self, meta, children):
-        return ir.FactType("enum", values=tuple(str(c) for c in children))
+        values = tuple(str(c) for c in children if isinstance(c, Token))
+        options = [c for c in children if not isinstance(c, Token)]
+        return (ir.FactType("enum", values=values), options)
 
     def per_line(self, meta, children):
         return "per_line"

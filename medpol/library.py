@@ -173,7 +173,20 @@ class Library:
                 if warning not in warnings:
                     warnings.append(warning)
         lines = []
-        for i, line in enumerate(claim.lines):
+        if len(deciding) == 1 and not self.referrals:
+            # The common case: one policy governs the claim's lines. Its line decisions
+            # are this claim's own, so they are marked in place rather than copied.
+            policy = deciding[0]
+            pid, revision = policy.id, policy.revision
+            for verdict in decided[pid]["lines"]:
+                if verdict["outcome"] != "not_applicable":
+                    verdict["policy"] = pid
+                    verdict["revision"] = revision
+                lines.append(verdict)
+            claim_lines = ()
+        else:
+            claim_lines = claim.lines
+        for i, line in enumerate(claim_lines):
             verdicts = []
             for policy in deciding:
                 verdict = decision_of(policy)["lines"][i]
@@ -224,8 +237,8 @@ class Library:
                 by_policy[policy.id] = (policy, verdict, path)
         ranked = sorted(by_policy.values(), key=lambda v: self._rank.get(_words(v[1]), len(self._rank)))
         policy, verdict, path = ranked[0]
-        out = {"seq": verdict["seq"], "hcpcs": verdict["hcpcs"], "policy": policy.id, "revision": policy.revision}
-        out.update((k, v) for k, v in verdict.items() if k not in ("seq", "hcpcs"))
+        out = dict(verdict)
+        out.update(policy=policy.id, revision=policy.revision)
         if path:
             out["path"] = path
         if len(ranked) > 1:

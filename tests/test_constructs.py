@@ -348,14 +348,14 @@ def test_codes_tables_continue_over_lines_and_a_revision_may_take_effect_before_
     head = HEAD.replace("dated 2026-01-01 effective 2026-01-01", "dated 2026-02-15 effective 2026-01-01").replace(
         '  A4253 "strips"\n  A4259 "lancets"\n', "  A4253, A4259\n  A4256\n"
     )
-    p = policy("\nsection s \"S\"\n  rule r\n    cover strips\n", head)
+    p = policy('\nsection s "S"\n  rule r\n    cover strips\n', head)
     lines = decide(p, ["A4253", "A4259", "A4256", "A4258"])
     assert [line["outcome"] for line in lines] == ["covered", "covered", "covered", "not_applicable"]
 
 
 def test_a_denial_without_a_category_needs_an_otherwise_rule():
     with pytest.raises(PolicyError) as err:
-        policy("\nsection s \"S\"\n  rule r\n    deny strips when insulin_treated\n")
+        policy('\nsection s "S"\n  rule r\n    deny strips when insulin_treated\n')
     assert [d.code for d in err.value.diagnostics] == ["missing-category"]
 
 
@@ -460,3 +460,38 @@ def test_other_lines_decided_by_a_named_rule():
     with pytest.raises(PolicyError) as err:
         policy(body.replace("denied by pcl", "denied by pcl_typo"))
     assert "undefined-rule" in {d.code for d in err.value.diagnostics}
+
+
+def test_one_of_facts_take_options_weights_in_pounds_and_capital_item_labels():
+    head = """\
+policy demo "Demo"
+  revision 1 dated 2026-01-01 effective 2026-01-01
+
+facts
+  wheelchair: one of manual, power, per line
+  transfers: one of alone, assisted, default alone
+  weight: number pounds
+
+codes bases "bases"
+  K0001 "standard"
+"""
+    body = """
+section s "S"
+  rule heavy_duty
+    cover K0001 when
+      item A manual
+        wheelchair is manual
+      item B weight
+        weight > 250 pounds
+      transfers is alone
+"""
+    p = policy(body, head)
+    assert p.model.facts["wheelchair"].per_line and p.model.facts["wheelchair"].type.values == ("manual", "power")
+    assert p.model.facts["transfers"].default == "alone"
+    covered = decide(p, [{"hcpcs": "K0001", "facts": {"wheelchair": "manual"}}], {"weight": 300})
+    assert covered[0]["outcome"] == "covered"
+    assert [r["source"] for r in covered[0]["reasons"]][1:] == ["S, item A", "S, item B"]
+    assert decide(p, [{"hcpcs": "K0001", "facts": {"wheelchair": "power"}}], {"weight": 300})[0]["outcome"] != "covered"
+    with pytest.raises(PolicyError) as err:
+        policy(body.replace("250 pounds", "250 hours"), head)
+    assert "unit-mismatch" in {d.code for d in err.value.diagnostics}

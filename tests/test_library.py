@@ -22,7 +22,9 @@ policy {id} "{title}"
   revision 1 dated 2026-01-01 effective 2026-01-01
 """
 
-CANES = HEAD + """
+CANES = (
+    HEAD
+    + """
 facts
   walks_unaided: bool
     "Can the member walk without help?"
@@ -47,8 +49,11 @@ section ONE "Canes"
   rule cane_denied
     deny E0100 as not reasonable and necessary when walks_unaided
 """
+)
 
-QUAD = HEAD + """
+QUAD = (
+    HEAD
+    + """
 facts
   walks_unaided: bool
     "Can the member walk without help?"
@@ -70,9 +75,12 @@ section ONE "Quad canes"
   rule quad_denied
     deny E0105 as not reasonable and necessary unless meets mobility of canes
 """
+)
 
 # A second policy governing E0100, which denies what the first covers.
-STRICT = HEAD + """
+STRICT = (
+    HEAD
+    + """
 facts
   cane_fitted: bool
     "Was the cane fitted by the supplier?"
@@ -90,6 +98,7 @@ section ONE "Fitting"
   rule fitted
     cover E0100
 """
+)
 
 
 def write(folder, **policies):
@@ -130,7 +139,11 @@ def test_a_referral_into_the_library_ends_in_that_policys_decision(library):
     assert [(s["policy"], s["outcome"], s["refer_to"]) for s in line["path"]] == [("canes", "refer", "quad-canes")]
     assert line["path"][0]["reasons"][0]["rule"] == "quad"
     denied = lib.decide(claim("E0105", walks_unaided=True, balance_impaired=True))["lines"][0]
-    assert (denied["outcome"], denied["policy"], denied["reasons"][0]["rule"]) == ("denied", "quad-canes", "quad_denied")
+    assert (denied["outcome"], denied["policy"], denied["reasons"][0]["rule"]) == (
+        "denied",
+        "quad-canes",
+        "quad_denied",
+    )
 
 
 def test_criteria_of_another_policy_are_read_with_the_claims_facts(library):
@@ -223,7 +236,10 @@ def test_check_resolves_references_across_the_library(library):
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("to policy quad-canes", "to policy quad-cane"), "error[undefined-policy]: `quad-cane` is not a policy of the library"),
+        (
+            ("to policy quad-canes", "to policy quad-cane"),
+            "error[undefined-policy]: `quad-cane` is not a policy of the library",
+        ),
         (("of canes", "of cane"), "error[undefined-policy]: `cane` is not a policy of the library"),
         (("mobility of", "mobilty of"), "error[undefined-criteria]: policy `canes` has no criteria `mobilty`"),
     ],
@@ -260,7 +276,10 @@ def test_a_cycle_of_referrals_is_a_diagnostic_naming_it(library):
     quad.write_text(
         quad.read_text()
         .replace("precedence\n", "precedence\n  refer\n")
-        .replace("  rule quad_denied", "  rule back\n    refer E0105 to policy canes when balance_impaired\n  rule quad_denied")
+        .replace(
+            "  rule quad_denied",
+            "  rule back\n    refer E0105 to policy canes when balance_impaired\n  rule quad_denied",
+        )
     )
     code, out = check(library)
     assert code == 1
@@ -305,7 +324,9 @@ def test_eval_takes_a_folder_of_policies(library, tmp_path):
 
 
 def test_eval_reports_a_library_with_errors_without_deciding(library, tmp_path):
-    (library / "broken.policy").write_text(textwrap.dedent(HEAD.format(id="broken", title="Broken")) + "facts\n  x: nope\n")
+    (library / "broken.policy").write_text(
+        textwrap.dedent(HEAD.format(id="broken", title="Broken")) + "facts\n  x: nope\n"
+    )
     claims = tmp_path / "claims.jsonl"
     claims.write_bytes(orjson.dumps(claim("E0100")) + b"\n")
     result = CliRunner().invoke(main, ["eval", str(library), str(claims)])
