@@ -3,8 +3,10 @@ the library-wide outcome rule, and the checks that link policies together."""
 
 from __future__ import annotations
 
+import datetime
 import pickle
 import textwrap
+from pathlib import Path
 
 import orjson
 import pytest
@@ -332,3 +334,47 @@ def test_eval_reports_a_library_with_errors_without_deciding(library, tmp_path):
     result = CliRunner().invoke(main, ["eval", str(library), str(claims)])
     assert result.exit_code == 1
     assert "broken.policy" in result.output and "no claims were decided" in result.output
+
+
+def test_known_at_takes_each_policys_revision_published_by_then(tmp_path):
+    import git
+
+    repo = git.Repo.init(tmp_path / "plans")
+    with repo.config_writer() as cfg:
+        cfg.set_value("user", "name", "Policy Team")
+        cfg.set_value("user", "email", "policy@example.org")
+    folder = Path(repo.working_tree_dir) / "dme"
+    folder.mkdir()
+
+    def commit(name: str, text: str) -> None:
+        (folder / f"{name}.policy").write_text(text)
+        repo.index.add([f"dme/{name}.policy"])
+        repo.index.commit(f"{name}: {text.splitlines()[3].strip()}")
+
+    # Revision 1 of the cane policy neither governs nor refers the quad cane; revision 2,
+    # published with the quad cane policy, refers it there.
+    first = CANES.format(id="canes", title="Canes").replace("  rule quad\n    refer E0105 to policy quad-canes\n", "")
+    commit("canes", first)
+    quad = QUAD.format(id="quad-canes", title="Quad Canes").replace("dated 2026-01-01", "dated 2026-02-01")
+    commit("quad-canes", quad)
+    second = CANES.format(id="canes", title="Canes").replace(
+        "revision 1 dated 2026-01-01", "revision 2 dated 2026-02-01"
+    )
+    commit("canes", second)
+
+    notes: list[str] = []
+    raw = claim("E0105", "E0100", walks_unaided=False, balance_impaired=True)
+    before = load_library([folder], datetime.date(2026, 1, 15), warn=notes.append)
+    assert sorted(before.policies) == ["canes"]
+    assert notes and "quad-canes" in notes[0] and "left out of the library" in notes[0]
+    quad_line, cane_line = before.decide(raw)["lines"]
+    assert quad_line["outcome"] == "not_applicable"
+    assert (cane_line["policy"], cane_line["revision"]) == ("canes", "1")
+    after = load_library([folder], datetime.date(2026, 3, 1))
+    quad_line, cane_line = after.decide(raw)["lines"]
+    assert (quad_line["outcome"], quad_line["policy"], quad_line["path"][0]["revision"]) == (
+        "covered",
+        "quad-canes",
+        "2",
+    )
+    assert cane_line["revision"] == "2"
