@@ -1,8 +1,10 @@
-"""The Python API: load a policy once, decide many claims.
+"""The Python API: load a policy (or a library of them) once, decide many claims.
 
 policy = medpol.load_policy("policies/external-infusion-pump.policy")
 decision = policy.decide(claim_dict)                      # as of each line's date
 decision = policy.decide(claim_dict, as_of=date(2026, 1, 20))  # what-if
+library = medpol.load_library(["policies"])               # every policy, routed by code
+decision = library.decide(claim_dict)
 """
 
 from __future__ import annotations
@@ -188,6 +190,13 @@ def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None, 
 
         siblings_for(compiled, known_at, ref)
     return compiled
+
+
+def load_library(paths, known_at: datetime.date | None = None):
+    """Compile every policy under `paths` (folders or files) into one library (medpol.library)."""
+    from medpol.library import load_library as load
+
+    return load(paths, known_at)
 
 
 def check_text(text: str, path: str = "<policy>") -> list[Diagnostic]:
