@@ -887,7 +887,11 @@ class Runner:
         found = self._engines.get(id(policy))
         if found is None:
             recorder = _Recorder(policy.model)
-            found = (policy, recorder, Engine(policy.model, recorder, policy.reasons, tracer=recorder))
+            engine = Engine(policy.model, recorder, policy.reasons, tracer=recorder)
+            # Other policies' criteria are read as the compiled policy reads them.
+            engine.library = policy.engine.library
+            engine.facts = policy.engine.facts
+            found = (policy, recorder, engine)
             self._engines[id(policy)] = found
         return found[1], found[2]
 

@@ -30,9 +30,13 @@ def alone():
 
 def test_every_encoded_policy_is_in_the_library(library, alone):
     assert sorted(library.policies) == sorted(alone)
-    assert {"external-infusion-pump", "glucose-monitors", "manual-wheelchair-bases", "osteogenesis-stimulators"} <= set(
-        library.policies
-    )
+    assert sorted(library.policies) == [
+        "external-infusion-pump",
+        "glucose-monitors",
+        "manual-wheelchair-bases",
+        "osteogenesis-stimulators",
+        "wheelchair-seating",
+    ]
 
 
 def test_a_claim_crossing_policies_is_decided_line_by_line_by_each_policy(library):
@@ -46,6 +50,7 @@ def test_a_claim_crossing_policies_is_decided_line_by_line_by_each_policy(librar
         ("J9039", "covered", "external-infusion-pump"),  # blinatumomab, following its pump
         ("A4253", "covered", "glucose-monitors"),  # test strips: BGM basic criteria (1)-(2)
         ("K0001", "covered", "manual-wheelchair-bases"),  # a standard manual wheelchair
+        ("E2601", "covered", "wheelchair-seating"),  # its seat cushion: the base meets L33788's criteria
         ("E0747", "covered", "osteogenesis-stimulators"),  # a nonunion of the tibia
     ]
     assert got[: len(expected)] == expected
@@ -80,3 +85,17 @@ def test_a_batch_under_the_library_matches_each_policy_on_its_own_cases(library,
         for a, b in zip(together["lines"], single["lines"], strict=True):
             if len(library.index.get(b["hcpcs"] or "", ())) <= 1:
                 assert a["outcome"] == b["outcome"], (claim["id"], b["hcpcs"])
+
+
+def test_the_seat_cushion_reads_the_wheelchair_base_policys_criteria(library):
+    """LCD L33312 covers a cushion for a beneficiary with a manual wheelchair that meets
+    Medicare coverage criteria: LCD L33788's general coverage criteria, read from that policy."""
+    claim = json.loads(MIXED.read_text())
+    claim["facts"]["cane_or_walker_resolves_limitation"] = True  # criterion B fails
+    lines = {line["hcpcs"]: line for line in library.decide(claim)["lines"]}
+    assert (lines["K0001"]["outcome"], lines["K0001"]["policy"]) == ("denied", "manual-wheelchair-bases")
+    assert (lines["E2601"]["outcome"], lines["E2601"]["policy"]) == ("denied", "wheelchair-seating")
+    del claim["facts"]["cane_or_walker_resolves_limitation"]
+    lines = {line["hcpcs"]: line for line in library.decide(claim)["lines"]}
+    assert lines["E2601"]["outcome"] == "pending"
+    assert "cane_or_walker_resolves_limitation" in lines["E2601"]["missing"]
