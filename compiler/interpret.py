@@ -33,6 +33,8 @@ class TraceNode:
     children: list = attrs.Factory(list)
     clause: str | None = None
     note: str | None = None
+    criteria: str | None = None  # the named criteria this node evaluates
+    window: object = None  # a numbered item's effective window
 
 
 def _fact(ctx: runtime.LineContext, name: str):
@@ -45,9 +47,13 @@ def _fact(ctx: runtime.LineContext, name: str):
 class Interpreter:
     """Evaluates one model's conditions; caches resolved code sets per node."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, exhaustive: bool = False):
         self.model = model
         self._members: dict[int, object] = {}
+        # Exhaustive: evaluate every item of a group, not only up to the first that settles
+        # it, so that a denial can name every criterion that failed. Its trace is read by
+        # the engine, not shown, so its nodes carry no text.
+        self.exhaustive = exhaustive
 
     def _fact(self, ctx: runtime.LineContext, name: str):
         if name == self.model.owned_name:
@@ -64,7 +70,7 @@ class Interpreter:
         return found
 
     def evaluate(self, cond, ctx: runtime.LineContext, owner: str, trace: list | None = None):
-        node = TraceNode(describe(cond), None) if trace is not None else None
+        node = TraceNode(describe(cond) if not self.exhaustive else "", None) if trace is not None else None
         value = self._eval(cond, ctx, owner, node)
         if node is not None:
             node.value = value
@@ -86,6 +92,7 @@ class Interpreter:
             clause_id = f"{owner}.{cond.name}"
             if node is not None:
                 node.clause = clause_id
+                node.window = cond.window
                 node.text = f"item {cond.label}" + (f" ({window_words(cond.window)})" if not cond.window.always else "")
             if not cond.window.contains(ctx.day):
                 if node is not None:
@@ -100,6 +107,7 @@ class Interpreter:
             if crit is not None:
                 if node is not None:
                     node.text = crit.title
+                    node.criteria = crit.name
                 return self._group(crit.condition, ctx, crit.name, node)
             value = self._fact(ctx, cond.name)
             self._used(node, cond.name, value)
@@ -184,6 +192,8 @@ class Interpreter:
             values.append(value)
             # Stop where the outcome is settled, as the generated code does, so that
             # the clauses recorded as holding are the same on both paths.
+            if self.exhaustive:
+                continue
             if isinstance(cond, ir.AllOf) and value is False:
                 break
             if isinstance(cond, ir.AnyOf) and value is True:

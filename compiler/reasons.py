@@ -36,6 +36,8 @@ def build_reasons(model: Model, document: SourceDocument | None) -> dict[str, di
                 "source": f"{rule.section}, item {clause.label}",
             }
     for crit in model.criteria.values():
+        # A named set of criteria is cited by its name, unless a rule has that id.
+        reasons.setdefault(crit.name, {"rule": crit.name, "text": _text(crit.passages, document), "source": crit.title})
         for clause_id, clause in clauses(crit.condition, crit.name):
             reasons[clause_id] = {
                 "rule": clause_id,

@@ -21,6 +21,7 @@ from compiler.runtime import NOTHING, LineContext, period_start, shift
 from dsl import ir
 from medpol.claims import Claim, ClaimError, Line, LineError, read_claim
 from medpol.facts import FactError, FactReader
+from medpol.failed import FailedCriteria
 
 UNKNOWN_SERVED = "?"  # a base line whose served item the claim does not say
 
@@ -58,6 +59,7 @@ class Engine:
             rule.id: predicates[rule.id] for rule in model.rules if rule.kind not in ("otherwise", "follow")
         }
         self.reasons = reasons
+        self.failed = FailedCriteria(model, reasons)
         self.tracer = tracer
         self.rules = model.rules
         self.targets = model.targets
@@ -403,8 +405,13 @@ class _ClaimRun:
             # The base is asked as of this line's own date of service: a drug served before
             # a rule took effect is not covered by it because its pump was served later.
             if is_served:
-                return _combine([self.base_for(q, p.code, day=_unless(p.day, q.day)) for q in bases])
-            return _combine([self.base_for(q, s, day=_unless(p.day, q.day)) for q in bases for s in self.subjects(q)])
+                found = [(q, self.base_for(q, p.code, day=_unless(p.day, q.day))) for q in bases]
+            else:
+                found = [(q, self.base_for(q, s, day=_unless(p.day, q.day))) for q in bases for s in self.subjects(q)]
+            decision = _combine([d for _, d in found])
+            # The base line whose decision this is (a pending one stands for all pending).
+            q = next((q for q, d in found if d is decision or d["outcome"] == decision["outcome"]), found[0][0])
+            return {**decision, "base": {"seq": q.line.seq, "hcpcs": q.code}}
         owned = p.facts.get(e.owned_fact) if e.owned_fact else None
         if owned is None and e.owned_fact and not e.facts.has_default(e.owned_fact):
             return {"outcome": "pending", "missing": [e.owned_fact]}
@@ -416,7 +423,8 @@ class _ClaimRun:
                 "note": f"no {e.follow.base_noun} is billed or owned",
             }
         subjects = [p.code] if is_served else self.subjects(p)
-        return _combine([self.base_for(p, s, virtual=owned) for s in subjects])
+        decision = _combine([self.base_for(p, s, virtual=owned) for s in subjects])
+        return {**decision, "base": {"hcpcs": owned, "owned": True}}
 
     def walk(
         self, p: _Prepared, subject: str, base: bool, dependent: bool = False, virtual: str | None = None, day=None
@@ -433,10 +441,13 @@ class _ClaimRun:
         unknown: list[tuple[tuple, frozenset]] = []
         partial: tuple | None = None  # (allowed units, limit rule) of the smallest allowance so far
         tried_covers: list[str] = []
+        not_yet: list[tuple[ir.Rule, list]] = []  # coverage rules not in effect on the day
         own_covers: list[tuple[str, list]] = []
         trace: list | None = [] if e.tracer is not None else None
         for rule, kind, windows, predicate in e.plan(code, subject, base, dependent, virtual is not None):
             if windows is not None and not all(_in_effect(w, day) for w in windows):
+                if kind == "cover":
+                    not_yet.append((rule, windows))
                 continue
             if kind == "follow":
                 decided = self._follow(p, rule, own_covers, trace)
@@ -452,7 +463,12 @@ class _ClaimRun:
                     "category": rule.category,
                     "reasons": [e.reasons[rule.id]] + [e.reasons[r] for r in tried_covers],
                 }
-                return self._settle(decided, unknown, trace)
+                return self._settle(
+                    decided,
+                    unknown,
+                    trace,
+                    lambda: _not_in_effect(not_yet, e.reasons) + e.failed.of_covers(tried_covers, ctx),
+                )
             if kind == "unknown-served":
                 # The rule decides the base by the item it serves, and the claim does not say which.
                 unknown.append((_rule_key(rule), frozenset((e.served_fact,))))
@@ -480,7 +496,7 @@ class _ClaimRun:
                     decided = self._outcome(rule, list(ctx.hits))
                     if rule.limit.excess:
                         decided.update(allowed_units=0, denied_units=p.line.units)
-                    return self._settle(decided, unknown, trace)
+                    return self._settle(decided, unknown, trace, lambda rule=rule: e.failed.of_holding(rule, ctx))
                 if value is not False:
                     unknown.append((_rule_key(rule), value))
                 continue
@@ -505,7 +521,7 @@ class _ClaimRun:
             decided = self._outcome(rule, list(ctx.hits))
             if partial is not None and decided["outcome"] == "covered":
                 decided.update(self._paid_in_part(p, *partial))
-            return self._settle(decided, unknown, trace)
+            return self._settle(decided, unknown, trace, lambda rule=rule: e.failed.of_holding(rule, ctx))
         if unknown:
             return self._settle(None, unknown, trace)
         return {"outcome": "not_applicable", "trace": trace} if trace is not None else {"outcome": "not_applicable"}
@@ -537,6 +553,11 @@ class _ClaimRun:
         decided = {k: v for k, v in base.items() if k not in ("reasons", "trace", "note")}
         if "reasons" in base or decided["outcome"] == "denied":
             decided["reasons"] = _dedupe([e.reasons[rule.id]] + list(base.get("reasons", ())))
+        if decided["outcome"] == "denied" and "failed" not in decided:
+            # No base billed or owned: the relation itself is what failed.
+            owned = {e.owned_fact: p.facts.get(e.owned_fact)} if e.owned_fact else {}
+            reason = e.reasons[rule.id]
+            decided["failed"] = [{"id": rule.id, "text": reason["text"], "source": reason["source"], "facts": owned}]
         return decided
 
     def _outcome(self, rule: ir.Rule, hits: list[str]) -> dict:
@@ -547,14 +568,20 @@ class _ClaimRun:
             return {"outcome": "refer", "refer_to": rule.refer_to, "reasons": reasons}
         return {"outcome": "denied", "category": rule.category, "reasons": reasons}
 
-    def _settle(self, decided: dict | None, unknown, trace) -> dict:
-        """Decide, unless an earlier rule that could not be evaluated might decide otherwise."""
+    def _settle(self, decided: dict | None, unknown, trace, failed=None) -> dict:
+        """Decide, unless an earlier rule that could not be evaluated might decide otherwise.
+
+        `failed` names the failed criteria of a denial; it is asked only once the denial
+        stands, since naming them costs an evaluation of their own.
+        """
         if decided is not None and (
             not unknown
             or all(
                 key == _key(decided) or (decided["outcome"] == "denied" and key[0] == "denied") for key, _ in unknown
             )
         ):
+            if failed is not None and decided["outcome"] == "denied":
+                decided["failed"] = failed()
             if trace is not None:
                 decided["trace"] = trace
             return decided
@@ -780,6 +807,24 @@ def _rule_key(rule: ir.Rule) -> tuple:
     return ("denied", rule.category, None)
 
 
+def _not_in_effect(rules: list, reasons: dict[str, dict]) -> list[dict]:
+    """Coverage rules that were not yet (or no longer) in effect on the line's date."""
+    out = []
+    for rule, windows in rules:
+        reason = reasons[rule.id]
+        entry = {"id": rule.id, "text": reason["text"], "source": reason["source"], "facts": {}}
+        # A rule's own window, or the windows in which its code set names the code.
+        flat = [w for window in windows for w in (window if isinstance(window, tuple) else (window,))]
+        starts = sorted(w.effective for w in flat if w.effective is not None)
+        ends = sorted(w.until for w in flat if w.until is not None)
+        if starts:
+            entry["effective"] = starts[-1].isoformat()
+        if ends:
+            entry["until"] = ends[0].isoformat()
+        out.append(entry)
+    return out
+
+
 def _combine(decisions: list[dict]) -> dict:
     """A base serving several items is covered if one of them covers it."""
     for d in decisions:
@@ -815,12 +860,14 @@ def _depends(p: _Prepared, broken: list[dict]) -> dict | None:
     }
 
 
-_LINE_KEYS = ("category", "refer_to", "missing", "reasons", "trace")
+_LINE_KEYS = ("category", "refer_to", "missing", "reasons", "failed", "base", "trace")
 _PAID_IN_PART_KEYS = (
     "category",
     "refer_to",
     "missing",
     "reasons",
+    "failed",
+    "base",
     "allowed_units",
     "denied_units",
     "denied_category",
