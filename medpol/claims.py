@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import json
 import math
@@ -188,6 +189,14 @@ def read_claim(obj: object) -> Claim:
             _collect_unknown(raw, _LINE_KEYS, f"lines[{i}].", ignored)
         lines.append(_read_line(raw, i, seq))
 
+    for i, line in enumerate(lines):
+        # A member is not served before being born: the birth date (or the line's) is wrong.
+        if isinstance(line, Line) and line.service_date < birth_date:
+            raise fail(
+                "member.birth_date",
+                f"{_show(member['birth_date'])} is after the date of service of lines[{i}] ({line.service_date})",
+            )
+
     # A fresh dict rather than a shared read-only one: MappingProxyType cannot be pickled,
     # and batches may be decided in worker processes.
     facts: Mapping[str, Any] = {}
@@ -345,12 +354,29 @@ def _date(value: object) -> datetime.date | None:
     return date
 
 
-def _date_problem(value: object) -> str:
+_SHAPED = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_MONTHS = ("January February March April May June July August September October November December").split()
+
+
+def date_problem(value: object) -> str:
+    """Why `value` is not a date, in words: a day that does not exist is told apart from a typo."""
     if value is _ABSENT:
         return _MISSING
     if not isinstance(value, str):
         return _expected("a date string (YYYY-MM-DD)", value)
+    shaped = _SHAPED.fullmatch(value)
+    if shaped is not None:
+        year, month, day = (int(part) for part in shaped.groups())
+        if not 1 <= month <= 12:
+            return f"{_show(value)} is not a date: there is no month {month}"
+        if year >= 1:
+            last = calendar.monthrange(year, month)[1]
+            if not 1 <= day <= last:
+                return f"{_show(value)} is not a date: {_MONTHS[month - 1]} {year} has {last} days"
     return f"{_show(value)} is not a date (expected YYYY-MM-DD)"
+
+
+_date_problem = date_problem
 
 
 def _units_problem(value: object) -> str | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import difflib
 import math
 
 from compiler.resolve import Model
 from compiler.runtime import NO_EVENT
+from medpol.claims import date_problem
 
 
 class FactError(Exception):
@@ -40,6 +42,8 @@ class FactReader:
         # is not this policy's to warn about.
         self.elsewhere: frozenset[str] = frozenset()
         self.scope = "this policy"
+        # Strict: a fact name no policy declares is an error, not a warning.
+        self.strict = False
 
     def has_default(self, name: str) -> bool:
         return name in self._with_default
@@ -54,10 +58,7 @@ class FactReader:
             if ftype is not None:
                 kind = ftype.kind
                 if (kind == "bool" and (value is True or value is False)) or (
-                    kind == "number"
-                    and value.__class__ in (int, float)
-                    and value == value
-                    and value not in (float("inf"), float("-inf"))
+                    kind == "number" and value.__class__ in (int, float) and 0 <= value < float("inf")
                 ):
                     out[name] = value
                     continue
@@ -76,13 +77,18 @@ class FactReader:
         field = f"{where}.{name}"
         if ftype is None:
             if name not in self.elsewhere:
-                warnings.append(f"`{field}` is not a fact of {self.scope} and was ignored")
+                close = difflib.get_close_matches(name, [*self.types, *self.elsewhere], n=1, cutoff=0.75)
+                hint = f" (did you mean `{close[0]}`?)" if close else ""
+                if self.strict:
+                    raise FactError(field, f"is not a fact of {self.scope}{hint}")
+                warnings.append(f"`{field}` is not a fact of {self.scope} and was ignored{hint}")
             return
         if value is None:
             # An explicit null says the answer is not known: the fact stays unknown.
             out.pop(name, None)
             return
         kind = ftype.kind
+        given = value
         if kind == "bool":
             if not isinstance(value, bool):
                 raise FactError(field, f"expected true or false, got `{_show(value)}`")
@@ -94,19 +100,23 @@ class FactReader:
                     raise FactError(field, f"expected a whole number, got `{_show(value)}`")
             if ftype.low is not None and not ftype.low <= value <= ftype.high:
                 raise FactError(field, f"`{value}` is outside {ftype.low} to {ftype.high}")
+            if ftype.low is None and value < 0:
+                raise FactError(field, f"`{_show(given)}` is negative: a count is 0 or more")
         elif kind == "number":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise FactError(field, f"expected a number, got `{_show(value)}`")
+            if value < 0:
+                raise FactError(field, f"`{_show(value)}` is negative: a measure is 0 or more")
         elif kind == "date":
             if ftype.or_none and value == "none":
                 out[name] = NO_EVENT  # the record shows no such event
                 return
             if not isinstance(value, str) or len(value) != 10 or value[4] != "-" or value[7] != "-":
-                raise FactError(field, f"`{_show(value)}` is not a date (expected YYYY-MM-DD)")
+                raise FactError(field, date_problem(value))
             try:
                 value = datetime.date.fromisoformat(value)
             except ValueError:
-                raise FactError(field, f"`{value}` is not a date (expected YYYY-MM-DD)") from None
+                raise FactError(field, date_problem(value)) from None
         elif kind == "code":
             if not isinstance(value, str) or not value.isalnum() or not value.isascii():
                 raise FactError(field, f"`{_show(value)}` is not a HCPCS code")

@@ -132,11 +132,14 @@ def claims(draw, model):
         }
         for _ in range(draw(st.integers(0, 3)))
     ]
+    # A member is born before every line served (a later birth date is an error of its own).
+    first = min(line["service_date"] for line in lines)
+    births = [b for b in ["1970-03-02", "2025-12-30", "2026-01-01", "2025-05-10"] if b <= first]
     return {
         "id": "gen",
         "member": {
             "id": "m",
-            "birth_date": draw(st.sampled_from(["1970-03-02", "2025-12-30", "2026-01-01", "2025-05-10"])),
+            "birth_date": draw(st.sampled_from(births)),
             "line_of_business": draw(st.sampled_from(["commercial", "commercial", "medicaid", "medicare"])),
         },
         "supplier": {"licensed_in_state": draw(st.booleans())},

@@ -369,8 +369,8 @@ def test_claim_error_keeps_claim_id_for_echo():
 def test_date_message_quotes_input():
     with pytest.raises(ClaimError) as info:
         read_claim(claim(("member.birth_date", "2026-13-01")))
-    assert info.value.message == "`2026-13-01` is not a date (expected YYYY-MM-DD)"
-    assert str(info.value) == ("member.birth_date: `2026-13-01` is not a date (expected YYYY-MM-DD)")
+    assert info.value.message == "`2026-13-01` is not a date: there is no month 13"
+    assert str(info.value) == ("member.birth_date: `2026-13-01` is not a date: there is no month 13")
 
 
 def test_claim_error_pickles():
@@ -436,7 +436,7 @@ def test_line_error_message_names_the_input():
         1,
         "E0791",
         "lines[0].service_date",
-        "`2026-02-30` is not a date (expected YYYY-MM-DD)",
+        "`2026-02-30` is not a date: February 2026 has 28 days",
     )
 
 
@@ -581,3 +581,27 @@ def test_arbitrary_json_only_gives_claim_or_claim_error(obj):
 @given(mutated_claims())
 def test_mutated_claim_only_gives_claim_or_claim_error(obj):
     _check_outcome(obj)
+
+
+def test_a_birth_date_after_a_date_of_service_is_an_error_naming_it():
+    with pytest.raises(ClaimError) as info:
+        read_claim(claim(("member.birth_date", "2026-06-01")))
+    assert info.value.field == "member.birth_date"
+    assert "is after the date of service of lines[0]" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("2026-02-29", "February 2026 has 28 days"),
+        ("2025-04-31", "April 2025 has 30 days"),
+        ("2026-00-10", "there is no month 0"),
+        ("26-02-01", "expected YYYY-MM-DD"),
+    ],
+)
+def test_a_date_that_does_not_exist_is_told_apart_from_a_misspelt_one(text, says):
+    from medpol.claims import date_problem
+
+    assert date_problem(text) == f"`{text}` is not a date" + (": " if "YYYY" not in says else " (") + says + (
+        ")" if "YYYY" in says else ""
+    )
