@@ -66,19 +66,23 @@ def csv_claims(stream) -> Iterator[object]:
             if claim is not None:
                 yield claim
             claim = _claim_from_row(row, row_number)
-        try:
-            claim["lines"].append(_line_from_row(row))
-        except ValueError as err:
-            claim["lines"].append(
-                {
-                    "seq": _int_or_text(row.get("seq")),
-                    "hcpcs": row.get("hcpcs"),
-                    "service_date": row.get("service_date"),
-                    "units": f"row {row_number}: {err}",
-                }
-            )
+        claim["lines"].append(_line_or_problem(row, row_number))
     if claim is not None:
         yield claim
+
+
+def _line_or_problem(row: dict, row_number: int) -> dict:
+    """A claim line from a row; a cell that cannot be read stays in the line, for the claim
+    reader to name in that line's `error` decision, so the batch goes on."""
+    try:
+        return _line_from_row(row)
+    except ValueError as err:
+        return {
+            "seq": _int_or_text(row.get("seq")),
+            "hcpcs": row.get("hcpcs"),
+            "service_date": row.get("service_date"),
+            "units": f"row {row_number}: {err}",
+        }
 
 
 def _int_or_text(value):
@@ -125,7 +129,10 @@ def _line_from_row(row: dict) -> dict:
     }
     units = (row.get("units") or "").strip()
     if units:
-        number = float(units)
+        try:
+            number = float(units)
+        except ValueError:
+            raise ValueError(f"`{units[:20]}` is not a number") from None
         line["units"] = int(number) if number.is_integer() else number
     modifiers = [m.strip() for m in (row.get("modifiers") or "").split(";") if m.strip()]
     if modifiers:
@@ -152,7 +159,7 @@ def parquet_claims(path: str) -> Iterator[object]:
                 if claim is not None:
                     yield claim
                 claim = _claim_from_row(row, row_number)
-            claim["lines"].append(_line_from_row(row))
+            claim["lines"].append(_line_or_problem(row, row_number))
     if claim is not None:
         yield claim
 

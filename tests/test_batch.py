@@ -163,3 +163,20 @@ def test_a_decided_claim_leaves_no_reference_cycles(name):
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_a_bad_parquet_cell_is_that_claims_error_and_the_batch_goes_on(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    claims = generate(3, 5)
+    rows = list(csv.DictReader(io.StringIO(to_csv(claims))))
+    rows[0]["units"] = "two"  # the first claim's first line
+    source = tmp_path / "claims.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), source)
+    result = eval_cli(str(source))
+    assert result.returncode == 0, result.stderr
+    decisions = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [d["claim"] for d in decisions] == [c["id"] for c in claims]
+    bad = decisions[0]["lines"][0]
+    assert bad["outcome"] == "error" and bad["field"] == "lines[0].units" and "two" in bad["message"]
+    assert all(d.get("outcome") != "error" for d in decisions[1:])
