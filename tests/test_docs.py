@@ -184,3 +184,14 @@ def test_the_tutorial_policy_passes_the_tutorials_cases(tmp_path: Path):
     result = CliRunner().invoke(cli, ["test", str(tmp_path / "ziconotide-pump.tests.yaml")])
     assert result.exit_code == 0, result.output
     assert f"{len(tests['cases'])} passed, 0 failed" in result.output
+
+
+def test_the_contracts_point_to_files_that_exist():
+    """Every repository path a contract names (`../policies/...`, `../tests/...`) is there."""
+    root = Path(__file__).resolve().parent.parent
+    named = []
+    for doc in sorted((root / "docs").glob("*.md")):
+        for path in re.findall(r"`(\.\./[^`\s]+)`", doc.read_text(encoding="utf-8")):
+            named.append(path)
+            assert (doc.parent / path).exists(), f"{doc.name} names {path}, which does not exist"
+    assert len(named) >= 6
