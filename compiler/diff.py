@@ -1,10 +1,15 @@
-"""Compare two versions of a policy by meaning, and measure what the change does to claims."""
+"""Compare two versions of a policy by meaning, and measure what the change does to claims.
+
+Two versions of a library (a folder of policies) compare policy by policy, matched by id:
+each policy added, removed, or changed (with its own diff); and each claim line whose
+outcome, or the policy that decides it, moves.
+"""
 
 from __future__ import annotations
 
 import datetime
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -813,6 +818,8 @@ class Impact:
     lines_changed: int
     counts: tuple[OutcomeCount, ...]
     groups: tuple[ImpactGroup, ...]
+    # Claim lines that could not be read (not JSON), so were decided under neither version.
+    unreadable: tuple[str, ...] = ()
 
     @property
     def changed(self) -> tuple[LineImpact, ...]:
@@ -869,37 +876,49 @@ def _line_impact(claim_id, old: dict, new: dict) -> LineImpact | None:
     )
 
 
-def _claim_impacts(old: dict, new: dict) -> tuple[list[LineImpact], int]:
-    claim_id = new.get("claim", old.get("claim"))
+def _line_pairs(old: dict, new: dict) -> tuple[list[tuple[dict, dict]], int]:
+    """Each line of a claim as the two versions decided it, and the number of lines.
+
+    A claim in error under both versions is one pair, of the claims themselves (no lines).
+    """
     old_error = old.get("outcome") == "error"
     new_error = new.get("outcome") == "error"
     if old_error and new_error:
-        found = _line_impact(claim_id, old, new)
-        return ([found] if found else []), 0
+        return [(old, new)], 0
     if old_error or new_error:
         # Every line of the side that was decided changes, from or to the claim's error.
         lines = new["lines"] if old_error else old["lines"]
-        error = {k: v for k, v in (old if old_error else new).items() if k in ("outcome", "message")}
-        out = []
+        # The policy that found the error (a library's decision names it) goes with each line.
+        kept = ("outcome", "message", "policy", "revision")
+        error = {k: v for k, v in (old if old_error else new).items() if k in kept}
+        pairs = []
         for line in lines:
             pair = ({**error, "seq": line.get("seq"), "hcpcs": line.get("hcpcs")}, line)
-            found = _line_impact(claim_id, *(pair if old_error else pair[::-1]))
-            if found:
-                out.append(found)
-        return out, len(lines)
-    out = []
-    lines = list(itertools.zip_longest(old.get("lines", ()), new.get("lines", ()), fillvalue=_ABSENT))
-    for a, b in lines:
-        found = _line_impact(claim_id, a, b)
-        if found:
-            out.append(found)
-    return out, len(lines)
+            pairs.append(pair if old_error else pair[::-1])
+        return pairs, len(lines)
+    pairs = list(itertools.zip_longest(old.get("lines", ()), new.get("lines", ()), fillvalue=_ABSENT))
+    return pairs, len(pairs)
+
+
+def _claim_impacts(old: dict, new: dict) -> tuple[list[LineImpact], int]:
+    claim_id = new.get("claim", old.get("claim"))
+    pairs, n_lines = _line_pairs(old, new)
+    found = (_line_impact(claim_id, a, b) for a, b in pairs)
+    return [line for line in found if line is not None], n_lines
 
 
 def impact(
-    old_policy: CompiledPolicy, new_policy: CompiledPolicy, claims: Iterable[dict], as_of: datetime.date | None = None
+    old_policy: CompiledPolicy,
+    new_policy: CompiledPolicy,
+    claims: Iterable[dict],
+    as_of: datetime.date | None = None,
+    unreadable: Iterable[str] = (),
 ) -> Impact:
-    """Decide every claim under both versions; keep the lines whose outcome changes, grouped by deciding rule."""
+    """Decide every claim under both versions; keep the lines whose outcome changes, grouped by deciding rule.
+
+    `unreadable` (claim lines that could not be read) is taken once every claim is decided, so
+    a reader may fill it while `claims` is consumed.
+    """
     changed: list[LineImpact] = []
     n_claims = n_lines = claims_changed = 0
     for claim in claims:
@@ -923,4 +942,185 @@ def impact(
         lines_changed=len(changed),
         counts=tuple(OutcomeCount(k, counts[k]) for k in sorted(counts)),
         groups=tuple(ImpactGroup(rule, tuple(groups[rule])) for rule in sorted(groups)),
+        unreadable=tuple(unreadable),
+    )
+
+
+# ---------------------------------------------------------------- a library: policies matched by id
+
+
+@attrs.frozen
+class LibraryPolicy:
+    """A policy as one version of a library holds it."""
+
+    policy: str
+    title: str
+    revision: str | None
+    dated: datetime.date | None
+    effective: datetime.date | None
+    path: str  # the file it was read from, for `medpol diff FILE@A FILE@B`
+    codes: tuple[str, ...]  # the HCPCS codes it governs: a claim line with one of them is its to decide
+
+
+@attrs.frozen
+class PolicyChange:
+    """A policy both versions hold, whose meaning changed."""
+
+    policy: str
+    title: str
+    before: LibraryPolicy
+    after: LibraryPolicy
+    diff: PolicyDiff
+
+
+@attrs.frozen
+class LibraryDiff:
+    """Policies in id order."""
+
+    added: tuple[LibraryPolicy, ...]
+    removed: tuple[LibraryPolicy, ...]
+    changed: tuple[PolicyChange, ...]
+    unchanged: tuple[LibraryPolicy, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def _library_policy(model: Model) -> LibraryPolicy:
+    policy = model.policy
+    rev = policy.revision
+    return LibraryPolicy(
+        policy=policy.id,
+        title=policy.title,
+        revision=rev.number if rev else None,
+        dated=rev.dated if rev else None,
+        effective=rev.effective if rev else None,
+        path=policy.path,
+        codes=_codes(model.governed),
+    )
+
+
+def diff_libraries(old: Mapping[str, Model], new: Mapping[str, Model]) -> LibraryDiff:
+    """Which policies (by id) one version of a library adds, removes and changes, each change
+    its own `diff_policies`; a policy that reads the same in both is unchanged."""
+    added, removed, changed, unchanged = [], [], [], []
+    for pid in sorted(set(old) | set(new)):
+        a, b = old.get(pid), new.get(pid)
+        if a is None:
+            added.append(_library_policy(b))
+        elif b is None:
+            removed.append(_library_policy(a))
+        else:
+            diff = diff_policies(a, b)
+            if diff.is_empty:
+                unchanged.append(_library_policy(b))
+            else:
+                changed.append(PolicyChange(pid, b.policy.title, _library_policy(a), _library_policy(b), diff))
+    return LibraryDiff(tuple(added), tuple(removed), tuple(changed), tuple(unchanged))
+
+
+@attrs.frozen
+class LibraryLineImpact:
+    """A claim line decided otherwise by the two versions of a library."""
+
+    claim: str | None
+    seq: int | None  # None when the whole claim is in error under both versions
+    hcpcs: str | None
+    policy_before: str | None  # the policy that decided the line; None when none governs its code
+    policy_after: str | None
+    revision_before: str | None
+    revision_after: str | None
+    change: str  # `denied -> covered`
+    before: LineOutcome
+    after: LineOutcome
+
+
+@attrs.frozen
+class LibraryImpactGroup:
+    policy: str  # the policy that decides the lines now (before, for lines no policy decides now)
+    lines: tuple[LibraryLineImpact, ...]
+
+
+@attrs.frozen
+class LibraryImpact:
+    as_of: datetime.date | None
+    claims: int
+    lines: int
+    claims_changed: int
+    lines_changed: int
+    counts: tuple[OutcomeCount, ...]
+    groups: tuple[LibraryImpactGroup, ...]  # lines whose outcome changes, by policy
+    # Lines with the same outcome, now decided by another policy (a policy added or removed,
+    # or a code moved between policies).
+    moved: tuple[LibraryLineImpact, ...]
+    # Claims in error as a whole under both versions (not a claim, a field that cannot be
+    # read): none of their lines is decided, so none can flip.
+    claims_in_error: int
+    unreadable: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> tuple[LibraryLineImpact, ...]:
+        return tuple(line for group in self.groups for line in group.lines)
+
+
+_NO_POLICY = "no policy"
+
+
+def library_impact(old_library, new_library, claims: Iterable, as_of: datetime.date | None = None, unreadable=()):
+    """Decide every claim under both versions of a library; keep the lines whose outcome
+    changes, grouped by the policy that decides them, and the lines another policy now decides.
+
+    `unreadable` is taken once every claim is decided, as by `impact`.
+    """
+    changed: list[LibraryLineImpact] = []
+    moved: list[LibraryLineImpact] = []
+    n_claims = n_lines = claims_changed = in_error = 0
+    for claim in claims:
+        n_claims += 1
+        old, new = old_library.decide(claim, as_of), new_library.decide(claim, as_of)
+        in_error += old.get("outcome") == "error" and new.get("outcome") == "error"
+        claim_id = new.get("claim", old.get("claim"))
+        pairs, n = _line_pairs(old, new)
+        n_lines += n
+        flipped = False
+        for a, b in pairs:
+            before, after = _outcome(a), _outcome(b)
+            same = attrs.evolve(before, text="") == attrs.evolve(after, text="")
+            if same and a.get("policy") == b.get("policy"):
+                continue
+            line = LibraryLineImpact(
+                claim=claim_id,
+                seq=b.get("seq", a.get("seq")),
+                hcpcs=b.get("hcpcs", a.get("hcpcs")),
+                policy_before=a.get("policy"),
+                policy_after=b.get("policy"),
+                revision_before=a.get("revision"),
+                revision_after=b.get("revision"),
+                change=f"{before.outcome} -> {after.outcome}",
+                before=before,
+                after=after,
+            )
+            if same:
+                moved.append(line)
+            else:
+                changed.append(line)
+                flipped = True
+        claims_changed += flipped
+    groups: dict[str, list[LibraryLineImpact]] = {}
+    counts: dict[str, int] = {}
+    for line in changed:
+        groups.setdefault(line.policy_after or line.policy_before or _NO_POLICY, []).append(line)
+        counts[line.change] = counts.get(line.change, 0) + 1
+    return LibraryImpact(
+        as_of=as_of,
+        claims=n_claims,
+        lines=n_lines,
+        claims_changed=claims_changed,
+        lines_changed=len(changed),
+        counts=tuple(OutcomeCount(k, counts[k]) for k in sorted(counts)),
+        groups=tuple(LibraryImpactGroup(policy, tuple(groups[policy])) for policy in sorted(groups)),
+        moved=tuple(moved),
+        claims_in_error=in_error,
+        unreadable=tuple(unreadable),
     )

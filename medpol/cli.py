@@ -398,9 +398,10 @@ def history_cmd(args: tuple[str, ...], into: str | None) -> None:
     """List the revisions of POLICY from git, newest first; or `history import FOLDER --into POLICY`.
 
     A revision is recognised by the revision header of the file at each commit that
-    changed it; several commits with one revision number are one revision.
+    changed it; several commits with one revision number are one revision. Given a folder,
+    lists every policy the library holds or held, by policy id, each with its revisions.
     """
-    from medpol.revisions import RefError, history, import_history
+    from medpol.revisions import RefError, history, import_history, library_history
 
     try:
         if args[0] == "import":
@@ -410,8 +411,16 @@ def history_cmd(args: tuple[str, ...], into: str | None) -> None:
             click.echo(f"imported {len(revisions)} revisions into {into}", err=True)
             return
         if len(args) != 1:
-            raise click.UsageError("usage: medpol history POLICY")
+            raise click.UsageError("usage: medpol history POLICY (a policy file or a folder of policies)")
+        if Path(args[0]).is_dir():
+            policies = library_history(args[0])
+            if not policies:
+                raise click.UsageError(f"no .policy files in `{args[0]}`, as it stands or in its history")
+            _print_library_history(policies)
+            return
         revisions = history(args[0])
+        if not revisions and not Path(args[0]).exists():
+            raise RefError(f"`{args[0]}` does not exist, as it stands or in its history")
     except RefError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
@@ -432,6 +441,42 @@ def history_cmd(args: tuple[str, ...], into: str | None) -> None:
         click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
 
 
+def _print_library_history(policies) -> None:
+    """One row per revision, the policy id on each (for grep), a blank line between policies."""
+    header = ("policy", "revision", "dated", "effective", "commit", "description")
+    groups = []
+    for found in policies:
+        rows = []
+        if found.removed is not None:
+            where = ", ".join(found.paths)
+            rows.append((found.policy, "removed", "", "", found.removed.short or "(working tree)", f"{where} removed"))
+        for rev in found.revisions:
+            rows.append(
+                (
+                    found.policy,
+                    rev.number,
+                    str(rev.dated or ""),
+                    str(rev.effective or ""),
+                    rev.short or "(working tree)",
+                    _clip(rev.description, 60),
+                )
+            )
+        if not rows:
+            rows.append((found.policy, "", "", "", "", "no revision committed with a revision header"))
+        groups.append(rows)
+    widths = [max(len(row[i]) for row in [header, *(r for g in groups for r in g)]) for i in range(5)]
+
+    def line(row) -> str:
+        return ("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5]).rstrip()
+
+    click.echo(line(header))
+    for i, rows in enumerate(groups):
+        if i:
+            click.echo("")
+        for row in rows:
+            click.echo(line(row))
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -447,7 +492,36 @@ def diff_cmd(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str, o
     """What changes from REF_A to REF_B, from the compiled policies: rules, codes, facts, dates.
 
     With --claims, also which claims and lines flip, grouped by the rule that caused it.
+
+    Given two versions of a folder (`policies/@<commit or tag>`, `policies/@<date>`, or
+    `policies/` for the working tree), compares the libraries: the policies added, removed
+    and changed, each change summed up from its own diff; with --claims, the lines that
+    flip, grouped by the policy that decides them.
     """
+    if claims_path is not None and claims_path != "-" and not Path(claims_path).is_file():
+        raise click.UsageError(f"cannot read `{claims_path}`: no such file")
+    folders = (_names_folder(ref_a), _names_folder(ref_b))
+    if any(folders):
+        if not all(folders):
+            raise click.UsageError(
+                "compare a folder with a folder (`policies/@REF`), or a policy file with a policy file"
+            )
+        text = _library_diff(ref_a, ref_b, claims_path, _date(as_of), fmt)
+    else:
+        text = _policy_diff(ref_a, ref_b, claims_path, _date(as_of), fmt)
+    if out_path:
+        Path(out_path).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+def _names_folder(ref: str) -> bool:
+    """Whether a diff argument names a folder (a library), as it stands or at a version."""
+    path = ref.partition("@")[0] if "@" in ref and not Path(ref).exists() else ref
+    return Path(path or ".").is_dir() or path.endswith(("/", "\\"))
+
+
+def _policy_diff(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str) -> str:
     from compiler.diff import diff_policies, impact
     from medpol.report import render_html, render_markdown, to_json
 
@@ -455,19 +529,77 @@ def diff_cmd(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str, o
     diff = diff_policies(old.model, new.model)
     found = None
     if claims_path is not None:
-        claims = [c for c in _read_claims(claims_path) if not isinstance(c, _Unreadable)]
-        found = impact(old, new, claims, _date(as_of))
+        unreadable: list[str] = []
+        found = impact(old, new, _readable_claims(claims_path, unreadable), as_of, unreadable)
+        _warn_unreadable(unreadable)
     titles = {"title_a": _title(ref_a, old), "title_b": _title(ref_b, new)}
     if fmt == "json":
-        text = orjson.dumps(to_json(diff, found, **titles), option=orjson.OPT_INDENT_2).decode() + "\n"
-    elif fmt == "html":
-        text = render_html(diff, found, **titles)
-    else:
-        text = render_markdown(diff, found, **titles)
-    if out_path:
-        Path(out_path).write_text(text, encoding="utf-8")
-    else:
-        click.echo(text, nl=False)
+        return orjson.dumps(to_json(diff, found, **titles), option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "html":
+        return render_html(diff, found, **titles)
+    return render_markdown(diff, found, **titles)
+
+
+def _library_diff(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str) -> str:
+    from compiler.diff import diff_libraries, library_impact
+    from medpol.report import Side, library_to_json, render_library_html, render_library_markdown
+
+    old, new = _library_version(ref_a), _library_version(ref_b)
+    if not old.library.policies and not new.library.policies:
+        raise click.UsageError(f"no .policy files in `{new.folder}` at {old.title} or at {new.title}")
+    diff = diff_libraries(
+        {pid: p.model for pid, p in old.library.policies.items()},
+        {pid: p.model for pid, p in new.library.policies.items()},
+    )
+    found = None
+    if claims_path is not None:
+        unreadable: list[str] = []
+        found = library_impact(old.library, new.library, _readable_claims(claims_path, unreadable), as_of, unreadable)
+        _warn_unreadable(unreadable)
+    sides = {
+        "library": new.library.name,
+        "a": Side(old.title, old.spec, old.left_out),
+        "b": Side(new.title, new.spec, new.left_out),
+    }
+    if fmt == "json":
+        return orjson.dumps(library_to_json(diff, found, **sides), option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "html":
+        return render_library_html(diff, found, **sides)
+    return render_library_markdown(diff, found, **sides)
+
+
+def _library_version(ref: str):
+    from medpol.revisions import RefError, load_library_version
+
+    try:
+        return load_library_version(ref)
+    except RefError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except PolicyError as err:
+        _print_problems(err)
+        errors = sum(1 for d in err.diagnostics if d.severity == "error")
+        click.echo(f"{ref}: {errors} error{'s' if errors != 1 else ''}; no diff was made", err=True)
+        sys.exit(1)
+
+
+def _readable_claims(source: str, unreadable: list[str]) -> Iterator[object]:
+    """The claims that can be read; each line that cannot is added to `unreadable`, to be reported."""
+    for claim in _read_claims(source):
+        if isinstance(claim, _Unreadable):
+            unreadable.append(claim.message)
+        else:
+            yield claim
+
+
+def _warn_unreadable(unreadable: list[str]) -> None:
+    if unreadable:
+        n = len(unreadable)
+        click.echo(
+            f"warning: {n} claim line{'s' if n != 1 else ''} could not be read and {'was' if n == 1 else 'were'} "
+            f"decided under neither version; the report lists {'it' if n == 1 else 'them'}",
+            err=True,
+        )
 
 
 def _title(ref: str, compiled) -> str:
@@ -482,16 +614,28 @@ def docs_group() -> None:
 @docs_group.command("build")
 @click.option("--policies", "policies_dir", default="policies", show_default=True, help="The folder of policies.")
 @click.option("--out", default="site/build", show_default=True, help="Where the pages and HTML go.")
-def docs_build(policies_dir: str, out: str) -> None:
-    """Render every policy, revision and diff page, then build the site in strict mode."""
+@click.option(
+    "--as-of",
+    type=DATE,
+    default=None,
+    help="Publish as of this date (YYYY-MM-DD): a revision taking effect later is a draft. Default: today.",
+)
+def docs_build(policies_dir: str, out: str, as_of) -> None:
+    """Render every policy, revision and diff page, then build the site in strict mode.
+
+    Every .policy file under the folder is published, as the library holds it; a policy
+    whose revision is not yet in effect, or whose file has uncommitted changes, is listed
+    as a draft.
+    """
     from medpol.site import SiteError, build
 
-    if not Path(policies_dir).is_dir() or not any(Path(policies_dir).glob("*.policy")):
-        raise click.UsageError(f"`{policies_dir}` is not a folder of .policy files")
+    _policies_folder(policies_dir)
     try:
-        html = build(Path(policies_dir), Path(out))
+        html = build(Path(policies_dir), Path(out), today=_date(as_of))
     except PolicyError as err:
         _print_problems(err)
+        errors = sum(1 for d in err.diagnostics if d.severity == "error")
+        click.echo(f"{policies_dir}: {errors} error{'s' if errors != 1 else ''}; the site was not built", err=True)
         sys.exit(1)
     except SiteError as err:
         click.echo(f"error: mkdocs: {err}", err=True)
@@ -505,9 +649,26 @@ def docs_build(policies_dir: str, out: str) -> None:
 @click.option("--port", default=8000, show_default=True)
 def docs_serve(policies_dir: str, out: str, port: int) -> None:
     """Build the site, serve it on localhost, and rebuild when a policy changes."""
-    from medpol.site import serve
+    from medpol.site import SiteError, serve
 
-    serve(Path(policies_dir), Path(out), port)
+    _policies_folder(policies_dir)
+    try:
+        serve(Path(policies_dir), Path(out), port)
+    except PolicyError as err:
+        _print_problems(err)
+        sys.exit(1)
+    except SiteError as err:
+        click.echo(f"error: mkdocs: {err}", err=True)
+        sys.exit(1)
+    except OSError as err:
+        click.echo(f"error: cannot serve on port {port}: {err.strerror}", err=True)
+        sys.exit(2)
+
+
+def _policies_folder(policies_dir: str) -> None:
+    """A folder with a .policy file somewhere under it, as the library reads it."""
+    if not Path(policies_dir).is_dir() or not any(Path(policies_dir).rglob("*.policy")):
+        raise click.UsageError(f"`{policies_dir}` is not a folder of .policy files")
 
 
 def _without_trace(decision: dict) -> dict:

@@ -1,8 +1,11 @@
 """Build the published policy site: jinja-rendered pages for every policy and revision, then mkdocs.
 
 The pages come from the compiled policies, not from their text, so what a provider
-reads is what claims are decided by. `site/` holds the mkdocs configuration, the page
-templates and theme overrides; everything generated goes to the build folder.
+reads is what claims are decided by. The site publishes a library: every policy under
+the folder, a code lookup across them, and drafts (a revision not yet in effect, changes
+not yet committed) apart from the published policies. `site/` holds the mkdocs
+configuration, the page templates and theme overrides; everything generated goes to the
+build folder.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ class PolicyPages:
     slug: str
     revisions: list  # (RevisionInfo, CompiledPolicy), newest first
     diffs: list  # (older label, newer label, page name, markdown)
+    # Why the policy is a draft, not published: its revision is not yet effective, or its
+    # file has changes not committed. Empty for a published policy.
+    draft: tuple[str, ...] = ()
+    in_effect: object = None  # for a draft, the committed revision in effect on the day (RevisionInfo)
+
+    @property
+    def title(self) -> str:
+        return self.policy.model.policy.title
 
 
 def _env(templates: Path) -> jinja2.Environment:
@@ -158,7 +169,9 @@ def _slug(policy: CompiledPolicy) -> str:
     return policy.id
 
 
-def _policy_context(policy: CompiledPolicy, slug: str, revisions, diffs, *, page_revision=None) -> dict:
+def _policy_context(
+    policy: CompiledPolicy, slug: str, revisions, diffs, *, page_revision=None, draft: PolicyPages | None = None
+) -> dict:
     model = policy.model
     pol = model.policy
     facts = [(name, fact) for name, fact in model.facts.items()]
@@ -174,6 +187,9 @@ def _policy_context(policy: CompiledPolicy, slug: str, revisions, diffs, *, page
         "revisions": revisions,
         "diffs": diffs,
         "page_revision": page_revision,
+        # The current page of a draft says why it is one, and which revision is in effect.
+        "draft": draft.draft if draft is not None else (),
+        "in_effect": draft.in_effect if draft is not None else None,
         "anchor": _anchor,
         "describe": words.describe,
         "code_description": lambda code: model.descriptions.get(code, ""),
@@ -187,22 +203,31 @@ def _sections(section: ir.Section, depth: int = 2):
         yield from _sections(sub, depth + 1)
 
 
-def collect(policies_dir: Path) -> list[PolicyPages]:
-    """Compile every policy in a folder with its revisions from git (when it is in git)."""
+def collect(policies_dir: Path, today: datetime.date | None = None) -> list[PolicyPages]:
+    """Compile the library in a folder, each policy with its revisions from git (when it is in git).
+
+    The policies are loaded as the library is (every .policy file under the folder, linked),
+    so a policy added to the folder is published without further ado. A policy is a draft
+    when its revision takes effect after `today` or its file has uncommitted changes.
+    """
     from compiler.diff import diff_policies
+    from medpol.library import load_library
     from medpol.report import render_markdown
     from medpol.revisions import RefError, history, resolve
 
+    today = today or datetime.date.today()
+    library = load_library([policies_dir], warn=lambda message: print(message, file=sys.stderr))
     pages = []
-    for path in sorted(policies_dir.glob("*.policy")):
-        text = path.read_text(encoding="utf-8")
-        policy = compile_text(text, str(path))
-        revisions = []
+    for policy in library.policies.values():
+        path = policy.model.policy.path
         try:
-            found = history(str(path), include_working_tree=False)
+            found = history(path)
         except RefError:
-            found = []
-        for rev in found:
+            found = []  # not in git: no revisions to publish, and nothing to tell a draft by but its date
+        uncommitted = bool(found) and found[0].commit is None
+        committed = [rev for rev in found if rev.commit is not None]
+        revisions = []
+        for rev in committed:
             version = resolve(f"{path}@r{rev.number}")
             revisions.append((rev, compile_text(version.text, version.path, read_source=version.source_reader)))
         diffs = []
@@ -212,44 +237,95 @@ def collect(policies_dir: Path) -> list[PolicyPages]:
             name = f"{policy.id}-diff-r{old_rev.number}-r{new_rev.number}"
             md = render_markdown(diff, title_a=f"revision {old_rev.number}", title_b=f"revision {new_rev.number}")
             diffs.append((f"r{old_rev.number}", f"r{new_rev.number}", name, md))
-        pages.append(PolicyPages(policy, _slug(policy), revisions, diffs))
+        draft = []
+        rev = policy.model.policy.revision
+        if rev is not None and rev.effective > today:
+            draft.append(f"revision {rev.number} takes effect on {rev.effective}")
+        if uncommitted:
+            draft.append("its file has changes not yet committed")
+        in_effect = None
+        if draft:
+            # The revision claims are decided by until the draft is published and in effect.
+            in_effect = next((r for r in committed if r.effective is not None and r.effective <= today), None)
+        pages.append(PolicyPages(policy, _slug(policy), revisions, diffs, tuple(draft), in_effect))
     return pages
 
 
+@attrs.frozen
+class CodeUse:
+    """What one policy says of a code: the rules that decide it, or the sets that list it."""
+
+    slug: str
+    title: str
+    revision: str | None
+    draft: bool
+    rules: tuple[tuple[str, str, str], ...]  # (rule id, anchor on the policy's page, what it decides)
+    listed: tuple[str, ...]  # the titles of the sets that list the code, when no rule decides it
+
+
 def _code_index(pages: list[PolicyPages]) -> tuple[list, list]:
-    """HCPCS and ICD-10-CM codes, each with the policies and rules that name it."""
+    """HCPCS and ICD-10-CM codes across the library: one row per code, each naming every
+    policy that governs it (or lists it) and the rules that decide it there."""
     hcpcs: dict[str, dict] = {}
     icd: dict[str, dict] = {}
+
+    def use(index: dict, code: str, page: PolicyPages, description: str = "") -> dict:
+        entry = index.setdefault(code, {"description": "", "uses": {}})
+        entry["description"] = entry["description"] or description
+        return entry["uses"].setdefault(page.slug, {"page": page, "rules": [], "listed": []})
+
     for page in pages:
         model = page.policy.model
         for rule in model.policy.rules:
             for code in sorted(model.targets.get(rule.id, {})):
-                entry = hcpcs.setdefault(code, {"description": "", "uses": []})
-                entry["description"] = entry["description"] or model.descriptions.get(code, "")
-                entry["uses"].append((page.slug, page.policy.model.policy.title, rule.id, words.decision(rule)))
-        for cs in model.policy.code_sets:
-            if cs.kind == "codes":
-                for entry_ in cs.entries:
-                    if isinstance(entry_, ir.CodeEntry):
-                        entry = hcpcs.setdefault(entry_.code, {"description": "", "uses": []})
-                        entry["description"] = entry["description"] or (entry_.description or "")
-                        use = (page.slug, model.policy.title, None, f"listed in {cs.title}")
-                        if use not in entry["uses"]:
-                            entry["uses"].append(use)
-            else:
-                users = [rule.id for rule in model.policy.rules if _mentions_dx(rule, cs.name)]
-                for entry_ in cs.entries:
-                    if isinstance(entry_, ir.CodeEntry):
-                        code = _dx_entry(entry_)
-                        item = icd.setdefault(code, {"description": cs.title, "uses": []})
-                        for rule_id in users or [None]:
-                            item["uses"].append((page.slug, model.policy.title, rule_id, cs.title))
+                found = use(hcpcs, code, page, model.descriptions.get(code, ""))
+                found["rules"].append((rule.id, _anchor(rule.id), words.decision(rule)))
+        for code in model.governed:  # the codes the library routes to the policy
+            use(hcpcs, code, page, model.descriptions.get(code, ""))
         for table in model.policy.drug_tables:
             for drug in table.drugs:
                 for code in drug.codes:
-                    entry = hcpcs.setdefault(code, {"description": "", "uses": []})
-                    entry["description"] = entry["description"] or drug.name.replace("_", " ")
-    return sorted(hcpcs.items()), sorted(icd.items())
+                    found = use(hcpcs, code, page, drug.name.replace("_", " "))
+                    if table.title not in found["listed"]:
+                        found["listed"].append(table.title)
+        for cs in model.policy.code_sets:
+            if cs.kind == "codes":
+                for entry in cs.entries:
+                    if isinstance(entry, ir.CodeEntry):
+                        found = use(hcpcs, entry.code, page, entry.description or "")
+                        if cs.title not in found["listed"]:
+                            found["listed"].append(cs.title)
+            else:
+                users = [rule for rule in model.policy.rules if _mentions_dx(rule, cs.name)]
+                for entry in cs.entries:
+                    if isinstance(entry, ir.CodeEntry):
+                        found = use(icd, _dx_entry(entry), page)
+                        if cs.title not in found["listed"]:
+                            found["listed"].append(cs.title)
+                        for rule in users:
+                            decided = (rule.id, _anchor(rule.id), words.decision(rule))
+                            if decided not in found["rules"]:
+                                found["rules"].append(decided)
+
+    def rows(index: dict, listed_with_rules: bool) -> list:
+        out = []
+        for code in sorted(index):
+            entry = index[code]
+            uses = []
+            for slug in sorted(entry["uses"]):
+                found = entry["uses"][slug]
+                page = found["page"]
+                # An HCPCS code a rule decides needs no "listed in"; a diagnosis names its set.
+                listed = found["listed"] if listed_with_rules or not found["rules"] else []
+                uses.append(
+                    CodeUse(
+                        slug, page.title, page.policy.revision, bool(page.draft), tuple(found["rules"]), tuple(listed)
+                    )
+                )
+            out.append((code, entry["description"], uses))
+        return out
+
+    return rows(hcpcs, False), rows(icd, True)
 
 
 def _mentions_dx(rule: ir.Rule, name: str) -> bool:
@@ -279,9 +355,10 @@ def render_pages(pages: list[PolicyPages], docs: Path, site: Path = SITE) -> lis
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(static, target)
     nav: list = [("Policies", "index.md")]
+    drafts_nav: list = []
     policy_tpl = env.get_template("policy.md.j2")
     for page in pages:
-        ctx = _policy_context(page.policy, page.slug, page.revisions, page.diffs)
+        ctx = _policy_context(page.policy, page.slug, page.revisions, page.diffs, draft=page)
         (docs / f"{page.slug}.md").write_text(policy_tpl.render(**ctx), encoding="utf-8")
         revision_nav = []
         for rev, compiled in page.revisions:
@@ -293,14 +370,16 @@ def render_pages(pages: list[PolicyPages], docs: Path, site: Path = SITE) -> lis
         for old, new, name, md in page.diffs:
             (docs / f"{name}.md").write_text(md, encoding="utf-8")
             diff_nav.append((f"{old} → {new}", f"{name}.md"))
-        nav.append(
-            (
-                page.policy.model.policy.title,
-                [("Current policy", f"{page.slug}.md"), ("Revisions", revision_nav), ("What changed", diff_nav)],
-            )
-        )
+        current = "Draft policy" if page.draft else "Current policy"
+        entry = (page.title, [(current, f"{page.slug}.md"), ("Revisions", revision_nav), ("What changed", diff_nav)])
+        (drafts_nav if page.draft else nav).append(entry)
+    if drafts_nav:
+        nav.append(("Drafts", drafts_nav))
     hcpcs, icd = _code_index(pages)
-    (docs / "index.md").write_text(env.get_template("index.md.j2").render(pages=pages), encoding="utf-8")
+    published = [page for page in pages if not page.draft]
+    drafts = [page for page in pages if page.draft]
+    index = env.get_template("index.md.j2").render(pages=pages, published=published, drafts=drafts)
+    (docs / "index.md").write_text(index, encoding="utf-8")
     (docs / "codes.md").write_text(env.get_template("codes.md.j2").render(hcpcs=hcpcs, icd=icd), encoding="utf-8")
     nav.append(("Code lookup", "codes.md"))
     for extra, title in (("language.md", "Policy language"), ("tutorial.md", "Tutorial: a policy section")):
@@ -324,9 +403,18 @@ def _nav_yaml(nav, depth: int = 1) -> str:
     return "\n".join(out)
 
 
-def build(policies_dir: Path, out: Path, site: Path = SITE, serve_url: str | None = None) -> Path:
-    """Render the pages and run mkdocs in strict mode; return the folder of HTML."""
-    pages = collect(policies_dir)
+def build(
+    policies_dir: Path,
+    out: Path,
+    site: Path = SITE,
+    serve_url: str | None = None,
+    today: datetime.date | None = None,
+) -> Path:
+    """Render the pages and run mkdocs in strict mode; return the folder of HTML.
+
+    `today` decides which policies are drafts (a revision not yet in effect); by default, today.
+    """
+    pages = collect(policies_dir, today)
     docs = out / "docs"
     nav = render_pages(pages, docs, site)
     config = (site / "mkdocs.yml").read_text(encoding="utf-8")
@@ -382,7 +470,7 @@ def serve(policies_dir: Path, out: Path, port: int) -> None:
     import time
 
     def stamp() -> tuple:
-        return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in policies_dir.glob("*")))
+        return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in policies_dir.rglob("*")))
 
     html = build(policies_dir, out)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))

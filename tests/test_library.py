@@ -198,7 +198,10 @@ def test_bad_library_settings_are_a_diagnostic(library):
 def test_unknown_fact_warnings_speak_of_the_library(library):
     lib = load_library([library])
     decision = lib.decide(claim("E0100", walks_unaided=False, balance_impaired=True, walks_unaide=True))
-    assert decision["warnings"] == ["`facts.walks_unaide` is not a fact of any policy in the library and was ignored"]
+    assert decision["warnings"] == [
+        "`facts.walks_unaide` is not a fact of any policy in the library and was ignored"
+        " (did you mean `walks_unaided`?)"
+    ]
 
 
 def test_malformed_claims_and_lines_under_a_library(library):

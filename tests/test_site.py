@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import re
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
+from medpol.library import policy_id_of
 from medpol.site import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +48,22 @@ def test_pages_for_the_policy_its_revisions_and_codes(site):
     assert "documentation_received_before_delivery" in page  # the documentation checklist
     codes = (site / "codes.html").read_text()
     assert "J9039" in codes and "C91.0" in codes
+
+
+def test_every_policy_of_the_library_has_its_page(site):
+    ids = {policy_id_of(path) for path in POLICIES.rglob("*.policy")}
+    assert len(ids) >= 4
+    assert {f"{pid}.html" for pid in ids} <= {p.name for p in site.iterdir()}
+    index = (site / "index.html").read_text()
+    for pid in ids:
+        assert f'href="{pid}.html"' in index
+
+
+def test_a_code_two_policies_govern_is_one_row_naming_both(site):
+    codes = (site / "codes.html").read_text()
+    for code in ("A4244", "A4245", "A4246", "A4247"):
+        [row] = [r for r in re.findall(r"<tr>.*?</tr>", codes, re.S) if f"<strong>{code}</strong>" in r]
+        assert "External Infusion Pump and Supplies" in row and "Glucose Monitors" in row
 
 
 def test_revision_and_diff_pages_when_history_is_in_git(site):
@@ -123,4 +141,10 @@ def test_search_finds_blinatumomab(served, browser):
     results = page.locator(".md-search-result__item")
     results.first.wait_for(timeout=15000)
     assert "blinatumomab" in results.first.inner_text().lower()
+    # Every result names the policy and its revision: a policy page or a diff in its heading,
+    # the code lookup in the row that matched.
+    texts = results.all_inner_texts()
+    assert texts[0].startswith("External Infusion Pump and Supplies") and "revision" in texts[0].splitlines()[0]
+    for text in texts:
+        assert "External Infusion Pump and Supplies" in text and "revision" in text, text
     page.close()
