@@ -71,7 +71,16 @@ class CompiledPolicy:
         # Generated code and its linecache entry live in one process: another process
         # (a worker, a Dask node) rebuilds the policy from its source, which is small.
         document = self.document.original if self.document is not None else None
-        return (_rebuild, (self._text, self.model.policy.path, document, self.label, self._siblings))
+        return (_rebuild, (self._text, self.model.policy.path, document, self.label, self._siblings, self.strict))
+
+    @property
+    def strict(self) -> bool:
+        """Whether a fact name the policy does not declare is an error rather than a warning."""
+        return self.engine.facts.strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        self.engine.facts.strict = bool(value)
 
     def passage_text(self, text: str) -> str:
         """A quoted passage with the words left out by `...` restored from the source document."""
@@ -134,9 +143,10 @@ def _source_document(policy: ir.Policy, read_source=None) -> tuple[SourceDocumen
         return None, doc_path
 
 
-def _rebuild(text: str, path: str, document: str | None, label: str, siblings=()) -> CompiledPolicy:
+def _rebuild(text: str, path: str, document: str | None, label: str, siblings=(), strict=False) -> CompiledPolicy:
     compiled = compile_text(text, path, read_source=(lambda _name: document) if document is not None else None)
     compiled.label = label
+    compiled.strict = strict
     if siblings:
         from medpol.library import link_alone
 

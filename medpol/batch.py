@@ -302,6 +302,13 @@ def decide_chunk(
         counts["claims"] += 1
         if decision.get("outcome") == "error":
             counts["error"] += 1
+        for warning in decision.get("warnings", ()):
+            counts["warnings"] += 1
+            # Each distinct warning is told once at the end; a batch with many distinct
+            # ones (a field misspelt differently on each claim) keeps the first dozen.
+            key = ("warning", warning)
+            if key in counts or sum(1 for k in counts if isinstance(k, tuple)) < 12:
+                counts[key] += 1
         for line in decision["lines"]:
             counts["lines"] += 1
             counts[line["outcome"]] += 1

@@ -16,11 +16,77 @@ import orjson
 
 from dsl.diagnostics import PolicyError
 
-DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+class _Date(click.ParamType):
+    """A calendar date, YYYY-MM-DD; a day that does not exist is told as such."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime.date):
+            return value
+        try:
+            return datetime.date.fromisoformat(value) if len(value) == 10 else None
+        except ValueError:
+            pass
+        from medpol.claims import date_problem
+
+        self.fail(date_problem(value), param, ctx)
+
+
+DATE = _Date()
 
 
 def _date(value) -> datetime.date | None:
-    return value.date() if value is not None else None
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    return value
+
+
+def _stop(message: str) -> None:
+    """A usage problem in one line, exit status 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _claims_problem(source: str) -> str | None:
+    """Why a claims file cannot be decided, before anything is written: missing,
+    unreadable, empty, or not text (Parquet aside)."""
+    if source == "-":
+        return None
+    path = Path(source)
+    if not path.exists():
+        return f"cannot read `{source}`: no such file"
+    if path.is_dir():
+        return f"cannot read `{source}`: it is a folder"
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(65536)
+    except OSError as err:
+        return f"cannot read `{source}`: {err.strerror}"
+    if path.suffix == ".parquet":
+        return None if head else f"`{source}` is empty: there are no claims to decide"
+    if not head.strip():
+        return f"`{source}` is empty: there are no claims to decide"
+    if b"\0" in head:
+        return f"`{source}` is not a claims file: it holds binary data"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 4:  # not a character cut at the end of the sample
+            return f"`{source}` is not a claims file: it is not UTF-8 text"
+    return None
+
+
+def _out_problem(out_path: str | None) -> str | None:
+    if not out_path:
+        return None
+    target = Path(out_path)
+    if target.is_dir():
+        return f"cannot write `{out_path}`: it is a folder"
+    if not target.parent.is_dir():
+        return f"cannot write `{out_path}`: the folder `{target.parent}` does not exist"
+    return None
 
 
 def _policy_files(paths: tuple[str, ...]) -> list[Path]:
@@ -201,6 +267,7 @@ def _jsonl(stream, name: str) -> Iterator[object]:
     help="Decisions as JSON Lines, CSV or Parquet (default: from --out's extension, else jsonl).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@click.option("--strict", is_flag=True, help="A fact name no policy declares is an error, not a warning.")
 def eval_cmd(
     paths: tuple[str, ...],
     as_of,
@@ -211,6 +278,7 @@ def eval_cmd(
     chunk_size: int,
     output_format: str | None,
     quiet: bool,
+    strict: bool,
 ) -> None:
     """Decide CLAIMS (.json, .jsonl, .csv, .parquet, or - for stdin) under POLICY; one decision per claim, in order.
 
@@ -224,10 +292,14 @@ def eval_cmd(
     if len(paths) < 2:
         raise click.UsageError("give the policy (or a folder of policies) and the claims: medpol eval POLICY... CLAIMS")
     *policies, claims = paths
+    problem = _claims_problem(claims) or _out_problem(out_path)
+    if problem:
+        _stop(problem)
     if len(policies) == 1 and not Path(policies[0]).is_dir():
         compiled = _load(policies[0], _date(known_at))
     else:
         compiled = _load_library(policies, _date(known_at))
+    compiled.strict = strict
     day = _date(as_of)
     if explain:
         _explain(compiled, claims, day, out_path)
@@ -244,15 +316,16 @@ def eval_cmd(
     if "parquet" in (fmt, Path(claims).suffix[1:]) and not _has_pyarrow():
         raise click.UsageError("Parquet needs pyarrow: pip install 'medpol[parquet]'")
     jobs = jobs or batch.cores()
-    if claims != "-" and not Path(claims).exists():
-        raise click.UsageError(f"cannot read `{claims}`: no such file")
     show = not quiet and sys.stderr.isatty() and sys.stdout.isatty()
     if fmt == "parquet" and not out_path:
         raise click.UsageError("Parquet decisions need a file: --out decisions.parquet")
-    if fmt == "parquet":
-        out = batch.ParquetSink(out_path)
-    else:
-        out = open(out_path, "wb") if out_path else sys.stdout.buffer  # noqa: SIM115 - closed below
+    try:
+        if fmt == "parquet":
+            out = batch.ParquetSink(out_path)
+        else:
+            out = open(out_path, "wb") if out_path else sys.stdout.buffer  # noqa: SIM115 - closed below
+    except OSError as err:
+        _stop(f"cannot write `{out_path}`: {err.strerror}")
     try:
         with _input(claims) as stream:
             if claims.endswith(".json"):
@@ -280,7 +353,7 @@ def eval_cmd(
             out.close()
         else:
             out.flush()
-    if show or (out_path and not quiet and sys.stderr.isatty()):
+    if not quiet:
         _summary(totals)
 
 
@@ -348,20 +421,29 @@ def _console():
     return Console(stderr=True)
 
 
-def _summary(totals) -> None:
-    from rich.table import Table
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' if n != 1 else ''}"
 
-    table = Table(title="medpol eval", show_header=True)
-    table.add_column("claims", justify="right")
-    table.add_column("lines", justify="right")
-    for outcome in ("covered", "denied", "pending", "refer", "not_applicable", "error"):
-        table.add_column(outcome, justify="right")
-    table.add_row(
-        f"{totals['claims']:,}",
-        f"{totals['lines']:,}",
-        *(f"{totals[o]:,}" for o in ("covered", "denied", "pending", "refer", "not_applicable", "error")),
+
+def _summary(totals) -> None:
+    """One line on stderr: claims, lines by outcome, errors and warnings; then each distinct
+    warning (the first few), so a misspelt fact is seen without reading the decisions."""
+    outcomes = ", ".join(
+        f"{totals[o]:,} {o}" for o in ("covered", "denied", "pending", "refer", "not_applicable") if totals[o]
     )
-    _console().print(table)
+    errors, warned = totals["error"], totals["warnings"]
+    click.echo(
+        f"medpol eval: {_count(totals['claims'], 'claim')}, {_count(totals['lines'], 'line')}"
+        + (f" ({outcomes})" if outcomes else "")
+        + f"; {errors:,} error{'s' if errors != 1 else ''}, {warned:,} warning{'s' if warned != 1 else ''}",
+        err=True,
+    )
+    seen = sorted(
+        ((n, key[1]) for key, n in totals.items() if isinstance(key, tuple) and key[0] == "warning"),
+        key=lambda t: -t[0],
+    )
+    for n, text in seen[:12]:
+        click.echo(f"warning: {text}" + (f" ({n:,} claims)" if n > 1 else ""), err=True)
 
 
 def _explain(compiled, claims: str, day, out_path: str | None) -> None:
@@ -498,8 +580,9 @@ def diff_cmd(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str, o
     and changed, each change summed up from its own diff; with --claims, the lines that
     flip, grouped by the policy that decides them.
     """
-    if claims_path is not None and claims_path != "-" and not Path(claims_path).is_file():
-        raise click.UsageError(f"cannot read `{claims_path}`: no such file")
+    problem = (_claims_problem(claims_path) if claims_path is not None else None) or _out_problem(out_path)
+    if problem:
+        _stop(problem)
     folders = (_names_folder(ref_a), _names_folder(ref_b))
     if any(folders):
         if not all(folders):
@@ -510,7 +593,10 @@ def diff_cmd(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str, o
     else:
         text = _policy_diff(ref_a, ref_b, claims_path, _date(as_of), fmt)
     if out_path:
-        Path(out_path).write_text(text, encoding="utf-8")
+        try:
+            Path(out_path).write_text(text, encoding="utf-8")
+        except OSError as err:
+            _stop(f"cannot write `{out_path}`: {err.strerror}")
     else:
         click.echo(text, nl=False)
 

@@ -111,6 +111,16 @@ class Library:
         return len(self.policies)
 
     @property
+    def strict(self) -> bool:
+        """Whether a fact name no policy of the library declares is an error."""
+        return any(p.strict for p in self.policies.values())
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        for policy in self.policies.values():
+            policy.strict = value
+
+    @property
     def engine(self) -> Library:
         return self  # the batch runner asks `policy.engine.decide`
 

@@ -46,9 +46,12 @@ def test_parallel_output_is_byte_identical_and_in_order(batch_file):
     assert ids == [f"B-{i}" for i in range(300)]
 
 
-def test_nothing_extra_on_stderr_when_piped(batch_file):
+def test_piped_stderr_is_the_one_line_summary(batch_file):
     result = eval_cli(str(batch_file), "--jobs", "1")
-    assert result.stderr == b""
+    (summary,) = result.stderr.decode().splitlines()  # no progress bar when piped
+    assert summary.startswith("medpol eval: 302 claims, ")
+    assert summary.endswith(" warnings") or summary.endswith(" warning")
+    assert eval_cli(str(batch_file), "--jobs", "1", "--quiet").stderr == b""
 
 
 def to_csv(claims: list[dict]) -> str:

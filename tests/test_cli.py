@@ -77,7 +77,7 @@ def test_batch_keeps_every_claim_in_order_even_malformed_ones(tmp_path):
     path.write_text("\n".join(batch) + "\n")
     result = run("eval", POLICY, str(path))
     assert result.exit_code == 0
-    out = decisions(result.output)
+    out = decisions(result.stdout)
     assert [d["claim"] for d in out] == [FIRST["id"], None, "no-lines", json.loads(lines[3])["id"]]
     assert out[1]["outcome"] == "error" and "batch.jsonl:2" in out[1]["message"]
     assert out[2]["outcome"] == "error" and out[2]["field"] == "lines"
@@ -93,8 +93,8 @@ def test_stdin_and_out_file(tmp_path):
 def test_as_of_decides_as_if_served_that_day(tmp_path):
     claim = tmp_path / "claim.json"
     claim.write_text(json.dumps(FIRST))
-    after = decisions(run("eval", POLICY, str(claim)).output)[0]
-    before = decisions(run("eval", POLICY, str(claim), "--as-of", "2026-01-24").output)[0]
+    after = decisions(run("eval", POLICY, str(claim)).stdout)[0]
+    before = decisions(run("eval", POLICY, str(claim), "--as-of", "2026-01-24").stdout)[0]
     assert [line["outcome"] for line in after["lines"]] == ["covered"] * 3
     assert [line["outcome"] for line in before["lines"]] == ["denied"] * 3
 
@@ -118,3 +118,53 @@ def test_explain_of_a_pending_line_names_the_missing_fact(tmp_path):
     result = run("eval", POLICY, str(path), "--explain")
     assert "pending (needs cd19_positive)" in result.output
     assert "would decide it: cd19_positive" in result.output
+
+
+def one_line_exit_2(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.output.splitlines()
+    return line
+
+
+def test_unwritable_out_is_one_line_and_exit_2(tmp_path):
+    missing = str(tmp_path / "missing" / "dir" / "x.jsonl")
+    assert "does not exist" in one_line_exit_2(run("eval", POLICY, str(CLAIMS), "--out", missing))
+    diff = run("diff", f"{POLICY}@r21", f"{POLICY}@r22", "--out", str(tmp_path / "missing" / "d.md"))
+    assert "cannot write" in one_line_exit_2(diff)
+
+
+def test_empty_binary_and_folder_claims_are_one_line_and_exit_2(tmp_path):
+    empty = tmp_path / "claim.json"
+    empty.write_bytes(b"")
+    assert "is empty" in one_line_exit_2(run("eval", POLICY, str(empty)))
+    binary = tmp_path / "claims.jsonl"
+    binary.write_bytes(b"\x00\x01\x02PK\x03\x04" * 100)
+    assert "binary data" in one_line_exit_2(run("eval", POLICY, str(binary)))
+    assert "binary data" in one_line_exit_2(run("diff", f"{POLICY}@r21", f"{POLICY}@r22", "--claims", str(binary)))
+    assert "is a folder" in one_line_exit_2(run("eval", POLICY, str(tmp_path)))
+
+
+def test_a_date_that_does_not_exist_says_so():
+    result = run("eval", POLICY, str(CLAIMS), "--as-of", "2026-02-30")
+    assert result.exit_code == 2
+    assert "`2026-02-30` is not a date: February 2026 has 28 days" in result.output
+
+
+def test_a_misspelt_fact_is_warned_on_stderr_and_strict_makes_it_an_error(tmp_path):
+    claim = json.loads(CLAIMS.read_text().splitlines()[0])
+    claim["facts"]["cd19_positiv"] = True
+    path = tmp_path / "claim.json"
+    path.write_text(json.dumps(claim))
+    result = run("eval", POLICY, str(path))
+    assert result.exit_code == 0
+    (decision,) = decisions(result.stdout)
+    assert decision["warnings"] == [
+        "`facts.cd19_positiv` is not a fact of this policy and was ignored (did you mean `cd19_positive`?)"
+    ]
+    assert "medpol eval: 1 claim, 3 lines" in result.stderr and "1 warning" in result.stderr
+    assert "warning: `facts.cd19_positiv` is not a fact" in result.stderr
+    strict = run("eval", POLICY, str(path), "--strict")
+    (decision,) = decisions(strict.stdout)
+    assert (decision["outcome"], decision["field"]) == ("error", "facts.cd19_positiv")
+    assert "1 error" in strict.stderr

@@ -136,8 +136,8 @@ def test_known_at_in_the_cli(repo, tmp_path):
     runner = CliRunner()
     before = runner.invoke(main, ["eval", str(repo), str(claim), "--known-at", "2025-12-12"])
     after = runner.invoke(main, ["eval", str(repo), str(claim), "--known-at", "2026-01-01"])
-    assert json.loads(before.output)["revision"] == "21"
-    assert json.loads(after.output)["lines"][0]["outcome"] == "covered"
+    assert json.loads(before.stdout)["revision"] == "21"
+    assert json.loads(after.stdout)["lines"][0]["outcome"] == "covered"
 
 
 @pytest.mark.parametrize(
