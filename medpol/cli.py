@@ -6,6 +6,7 @@ policy has errors, 2 for usage errors (a bad option, a file that cannot be read)
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sys
 from collections.abc import Iterator
@@ -101,19 +102,27 @@ def _print_problems(err: PolicyError) -> None:
 
 def _load(path: str, known_at: datetime.date | None = None, doing: str = "no claims were decided"):
     from medpol.api import load_policy
-    from medpol.revisions import RefError
 
     if "@" not in path and not Path(path).is_file():
         raise click.UsageError(f"`{path}` is not a policy file")
-    try:
+    with _loading(path, doing):
         return load_policy(path, known_at)
+
+
+@contextlib.contextmanager
+def _loading(name: str, doing: str):
+    """Policies that do not load: a reference to no version exits 2, errors in a policy 1."""
+    from medpol.revisions import RefError
+
+    try:
+        yield
     except RefError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
     except PolicyError as err:
         _print_problems(err)
         errors = sum(1 for d in err.diagnostics if d.severity == "error")
-        click.echo(f"{path}: {errors} error{'s' if errors != 1 else ''}; {doing}", err=True)
+        click.echo(f"{name}: {errors} error{'s' if errors != 1 else ''}; {doing}", err=True)
         sys.exit(1)
 
 
@@ -125,13 +134,8 @@ def _load_library(paths: list[str], known_at: datetime.date | None):
             raise click.UsageError(f"`{path}` is not a policy file or folder")
     if not _policy_files(tuple(paths)):
         raise click.UsageError(f"no .policy files in {', '.join(paths)}")
-    try:
+    with _loading(", ".join(paths), "no claims were decided"):
         return load_library(paths, known_at, warn=lambda message: click.echo(message, err=True))
-    except PolicyError as err:
-        _print_problems(err)
-        errors = sum(1 for d in err.diagnostics if d.severity == "error")
-        click.echo(f"{', '.join(paths)}: {errors} error{'s' if errors != 1 else ''}; no claims were decided", err=True)
-        sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -655,18 +659,10 @@ def _library_diff(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: s
 
 
 def _library_version(ref: str):
-    from medpol.revisions import RefError, load_library_version
+    from medpol.revisions import load_library_version
 
-    try:
+    with _loading(ref, "no diff was made"):
         return load_library_version(ref)
-    except RefError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
-    except PolicyError as err:
-        _print_problems(err)
-        errors = sum(1 for d in err.diagnostics if d.severity == "error")
-        click.echo(f"{ref}: {errors} error{'s' if errors != 1 else ''}; no diff was made", err=True)
-        sys.exit(1)
 
 
 def _readable_claims(source: str, unreadable: list[str]) -> Iterator[object]:
