@@ -69,6 +69,12 @@ def _decisive_facts(trace, outcome: str, rules: dict) -> list[str]:
     return sorted(names)
 
 
+def _fact_value(value) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)
+
+
 def render(decision: dict, policy, as_of=None) -> str:
     """The explanation of one claim's decision, as text."""
     out: list[str] = []
@@ -132,8 +138,23 @@ def render(decision: dict, policy, as_of=None) -> str:
             out.extend(out_lines)
         if outcome == "pending":
             out.append("  would decide it: " + ", ".join(line.get("missing", [])))
+            for group in line.get("missing_by_route", ()):
+                out.append(f"    for {group['route']}: " + ", ".join(group["missing"]))
         elif outcome == "denied":
             facts = _decisive_facts(trace, outcome, rules)
             if facts:
                 out.append("  facts that would change the outcome: " + ", ".join(facts))
+            for entry in line.get("failed", ()):
+                when = f" (in effect from {entry['effective']})" if entry.get("effective") else ""
+                given = ", ".join(f"{k} = {v}" for k, v in entry.get("facts", {}).items())
+                out.append(f"  failed: {entry['id']}{when}" + (f"   [{given}]" if given else ""))
+        routes = line.get("why_not", ())
+        if routes:
+            out.append("  would be covered with:")
+        for route in routes:
+            if "closed" in route:
+                out.append(f"    {route['route']}: not by facts ({route['closed']})")
+            else:
+                facts = ", ".join(f"{k} {_fact_value(v)}" for k, v in route["facts"].items())
+                out.append(f"    {route['route']}: {facts}")
     return "\n".join(out)
