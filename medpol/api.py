@@ -101,9 +101,18 @@ class CompiledPolicy:
         rev = self.model.policy.revision
         return rev.number if rev else None
 
-    def decide(self, claim: Any, as_of: datetime.date | None = None) -> dict:
-        """Decide one claim (a decoded JSON object); never raises for a malformed claim."""
-        return self.engine.decide(claim, as_of)
+    def decide(self, claim: Any, as_of: datetime.date | None = None, why_not: bool = False) -> dict:
+        """Decide one claim (a decoded JSON object); never raises for a malformed claim.
+
+        With `why_not`, each denied or pending line also says what would cover it
+        (medpol.whynot): the least fact values, one set per route to coverage.
+        """
+        decision = self.engine.decide(claim, as_of)
+        if why_not:
+            from medpol.whynot import why_not as routes
+
+            decision = routes(self, claim, decision, as_of)
+        return decision
 
     def decide_many(self, claims: Iterable[Any], as_of: datetime.date | None = None) -> Iterator[dict]:
         """Decide claims one after another, in order; faster per claim than `decide` in a loop."""

@@ -272,6 +272,11 @@ def _jsonl(stream, name: str) -> Iterator[object]:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @click.option("--strict", is_flag=True, help="A fact name no policy declares is an error, not a warning.")
+@click.option(
+    "--why-not",
+    is_flag=True,
+    help="For each denied or pending line, the least facts that would cover it, one set per route.",
+)
 def eval_cmd(
     paths: tuple[str, ...],
     as_of,
@@ -283,6 +288,7 @@ def eval_cmd(
     output_format: str | None,
     quiet: bool,
     strict: bool,
+    why_not: bool,
 ) -> None:
     """Decide CLAIMS (.json, .jsonl, .csv, .parquet, or - for stdin) under POLICY; one decision per claim, in order.
 
@@ -306,9 +312,10 @@ def eval_cmd(
     compiled.strict = strict
     day = _date(as_of)
     if explain:
-        _explain(compiled, claims, day, out_path)
+        _explain(compiled, claims, day, out_path, why_not)
         return
     from medpol import batch
+    from medpol.whynot import WithWhyNot
 
     fmt = output_format or (
         "csv"
@@ -343,7 +350,7 @@ def eval_cmd(
                 chunks = batch.jsonl_chunks(stream, chunk_size)
             with _progress(show) as on_chunk:
                 totals = batch.decide_stream(
-                    compiled,
+                    WithWhyNot(compiled) if why_not else compiled,
                     chunks,
                     out,
                     as_of=day,
@@ -450,8 +457,9 @@ def _summary(totals) -> None:
         click.echo(f"warning: {text}" + (f" ({n:,} claims)" if n > 1 else ""), err=True)
 
 
-def _explain(compiled, claims: str, day, out_path: str | None) -> None:
+def _explain(compiled, claims: str, day, out_path: str | None, why_not: bool = False) -> None:
     from medpol.explain import render
+    from medpol.whynot import why_not as routes
 
     engine = compiled if hasattr(compiled, "policies") else compiled.interpreted()
     out = open(out_path, "wb") if out_path else None  # noqa: SIM115 - closed below
@@ -468,6 +476,8 @@ def _explain(compiled, claims: str, day, out_path: str | None) -> None:
                 }
             else:
                 decision = engine.explain(claim, day) if engine is compiled else engine.decide(claim, day)
+                if why_not:
+                    decision = routes(compiled, claim, decision, day)
             click.echo(render(decision, compiled, day))
             click.echo("")
             if out is not None:

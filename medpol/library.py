@@ -126,9 +126,17 @@ class Library:
 
     # ------------------------------------------------------------ deciding
 
-    def decide(self, raw: Any, as_of: datetime.date | None = None) -> dict:
-        """One claim in, one decision out: each line by the policies that govern its code."""
-        return self._decide(raw, as_of, explain=False)
+    def decide(self, raw: Any, as_of: datetime.date | None = None, why_not: bool = False) -> dict:
+        """One claim in, one decision out: each line by the policies that govern its code.
+
+        With `why_not`, each denied or pending line also says what would cover it.
+        """
+        decision = self._decide(raw, as_of, explain=False)
+        if why_not:
+            from medpol.whynot import why_not as routes
+
+            decision = routes(self, raw, decision, as_of)
+        return decision
 
     def explain(self, raw: Any, as_of: datetime.date | None = None) -> dict:
         """Decide with each policy's interpreter, keeping the trace of every rule tried."""

@@ -204,3 +204,53 @@ def glucose_claims(draw, model):
         "facts": draw(fact_strategy(model, GLUCOSE_FACT_VALUES)),
         "history": history,
     }
+
+
+# A drug of each situation the infusion pump policy covers, with a diagnosis that indicates it
+# (None: the situation rests on facts alone).
+INDICATIONS = [
+    ("J9039", "C91.00"),
+    ("J0895", "E83.111"),
+    ("J9190", "C18.9"),
+    ("J2270", None),
+    ("J1170", None),
+    ("J0133", None),
+    ("J0287", None),
+    ("J1250", "I50.9"),
+    ("J1325", "I27.0"),
+    ("J1457", "E83.52"),
+    ("J2278", None),
+    ("J1559", "G61.81"),
+    ("J7340", "G20.A1"),
+    ("J7356", "G20.A1"),
+]
+
+
+@st.composite
+def indicated_pump_claims(draw, model):
+    """Claims for a pump and the drug it serves, with the drug's diagnosis and some of the
+    facts its criteria read: lines that most often miss coverage by a few facts."""
+    drug, diagnosis = draw(st.sampled_from(INDICATIONS))
+    day = draw(st.sampled_from(DAYS)).isoformat()
+    lines = [{"seq": 1, "hcpcs": draw(st.sampled_from(["E0781", "E0779", "E0780", "K0455"])), "service_date": day}]
+    facts = draw(fact_strategy(model))
+    if draw(st.booleans()):
+        lines.append({"seq": 2, "hcpcs": drug, "service_date": day, "units": draw(st.sampled_from([1, 140, 900]))})
+    else:
+        facts["pump_drug"] = drug
+    if draw(st.booleans()):
+        lines.append({"seq": len(lines) + 1, "hcpcs": draw(st.sampled_from(["A4222", "K0552"])), "service_date": day})
+    if draw(st.booleans()):
+        facts.update(face_to_face_date="2025-12-15", written_order_date="2026-01-05")
+        facts["documentation_received_before_delivery"] = True
+    return {
+        "id": "gen",
+        "member": {
+            "id": "m",
+            "birth_date": draw(st.sampled_from(["1970-03-02", "2025-12-30"])),
+            "line_of_business": "commercial",
+        },
+        "diagnoses": [diagnosis] if diagnosis and draw(st.integers(0, 3)) else [],
+        "lines": lines,
+        "facts": facts,
+    }

@@ -168,3 +168,21 @@ def test_a_misspelt_fact_is_warned_on_stderr_and_strict_makes_it_an_error(tmp_pa
     (decision,) = decisions(strict.stdout)
     assert (decision["outcome"], decision["field"]) == ("error", "facts.cd19_positiv")
     assert "1 error" in strict.stderr
+
+
+def test_why_not_lists_the_routes_a_pending_line_could_take():
+    claim = ROOT / "tests" / "fixtures" / "contract" / "blinatumomab-pending-claim.json"
+    for jobs in ("1", "2"):
+        result = run("eval", POLICY, str(claim), "--why-not", "--jobs", jobs)
+        assert result.exit_code == 0, result.output
+        (decision,) = decisions(result.stdout)
+        pump = decision["lines"][0]
+        assert pump["outcome"] == "pending"
+        routes = [r["route"] for r in pump["why_not"]]
+        assert len(routes) == 2 and "Criteria set 1" in routes[0] and "Criteria set 2" in routes[1]
+        assert [g["route"] for g in pump["missing_by_route"]] == routes
+        assert set(pump["why_not"][0]["facts"]) == set(pump["missing_by_route"][0]["missing"])
+    plain = decisions(run("eval", POLICY, str(claim)).stdout)[0]
+    assert "why_not" not in plain["lines"][0]
+    explained = run("eval", POLICY, str(claim), "--why-not", "--explain").output
+    assert "would be covered with:" in explained
