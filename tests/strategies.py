@@ -254,3 +254,31 @@ def indicated_pump_claims(draw, model):
         "lines": lines,
         "facts": facts,
     }
+
+
+@st.composite
+def policy_claims(draw, model):
+    """A claim for any policy: lines of the codes it governs, facts of the types it declares,
+    served on dates around its revision's effective date."""
+    codes = sorted(model.governed)
+    effective = model.policy.revision.effective if model.policy.revision else datetime.date(2026, 1, 1)
+    days = [effective + datetime.timedelta(days=d) for d in (0, 30, 200, 400)]
+    n = draw(st.integers(min_value=1, max_value=3))
+    lines = [
+        {
+            "seq": seq,
+            "hcpcs": draw(st.sampled_from(codes)),
+            "service_date": draw(st.sampled_from(days)).isoformat(),
+            "units": draw(st.sampled_from([1, 1, 2, 3])),
+        }
+        for seq in range(1, n + 1)
+    ]
+    dx = sorted({lo for ds in model.diagnosis_sets.values() for lo, _, _ in ds.ranges})[:8]
+    facts = draw(fact_strategy(model, {**FACT_VALUES, "date": st.sampled_from([d.isoformat() for d in days])}))
+    return {
+        "id": "gen",
+        "member": {"id": "m", "birth_date": "1950-01-01", "line_of_business": "medicare"},
+        "diagnoses": draw(st.lists(st.sampled_from(dx), max_size=2)) if dx else [],
+        "lines": lines,
+        "facts": facts,
+    }

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from medpol.api import load_library, load_policy
 from medpol.whynot import describe_routes, why_not, with_facts
 from tests.claimbuilder import SET1, claim, line
-from tests.strategies import claims, glucose_claims, indicated_pump_claims
+from tests.strategies import claims, glucose_claims, indicated_pump_claims, policy_claims
 
 ROOT = Path(__file__).resolve().parent.parent
 PUMP = load_policy(ROOT / "policies" / "external-infusion-pump.policy")
@@ -248,3 +248,23 @@ def test_pump_routes_of_indicated_drugs_cover_and_are_minimal(claim_):
 @given(claim_=glucose_claims(GLUCOSE.model))
 def test_glucose_monitor_routes_cover_and_are_minimal(claim_):
     check_routes(GLUCOSE, claim_)
+
+
+# The other encoded policies, with claims drawn from what each declares: fewer examples,
+# as each draws from a larger space of facts.
+OTHERS = {
+    name: load_policy(ROOT / "policies" / f"{name}.policy")
+    for name in ("manual-wheelchair-bases", "wheelchair-seating", "osteogenesis-stimulators")
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHERS))
+def test_routes_cover_and_are_minimal_for_every_encoded_policy(name):
+    policy = OTHERS[name]
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(claim_=policy_claims(policy.model))
+    def check(claim_):
+        check_routes(policy, claim_)
+
+    check()
