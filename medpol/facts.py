@@ -44,6 +44,12 @@ class FactReader:
         self.scope = "this policy"
         # Strict: a fact name no policy declares is an error, not a warning.
         self.strict = False
+        # The fact naming the base item the member owns (`follow the NOUN else FACT`) names
+        # one of the policy's base items: a drug's code there is a mistake, not a pump.
+        follow = model.follow
+        self.owned_fact = follow.owned_fact if follow is not None else None
+        self.bases = frozenset(model.bases)
+        self.base_noun = follow.base_noun if follow is not None else None
 
     def has_default(self, name: str) -> bool:
         return name in self._with_default
@@ -121,6 +127,10 @@ class FactReader:
             if not isinstance(value, str) or not value.isalnum() or not value.isascii():
                 raise FactError(field, f"`{_show(value)}` is not a HCPCS code")
             value = value.upper()
+            if name == self.owned_fact and self.bases and value not in self.bases:
+                raise FactError(
+                    field, f"`{value}` is not a {self.base_noun} this policy knows ({', '.join(sorted(self.bases))})"
+                )
         elif kind == "enum":
             if value not in ftype.values:
                 raise FactError(field, f"`{_show(value)}` is not one of {', '.join(ftype.values)}")

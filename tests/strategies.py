@@ -99,6 +99,8 @@ def fact_strategy(model, values_of=FACT_VALUES, per_line: bool = False):
             values = st.integers(min_value=fact.type.low, max_value=fact.type.high)
         else:
             values = values_of[kind]
+        if model.follow is not None and name == model.follow.owned_fact:
+            values = st.sampled_from(sorted(model.bases))  # the member's own base item
         if kind == "date" and fact.type.or_none:
             values = st.one_of(values, st.just("none"))
         entries[name] = values

@@ -66,3 +66,14 @@ def test_strict_makes_an_unknown_fact_an_error(pump):
     assert decision["outcome"] == "error"
     assert decision["field"] == "facts.cd19_positiv"
     assert "did you mean `cd19_positive`?" in decision["message"]
+
+
+def test_the_owned_base_must_be_one_of_the_policys_base_items(pump):
+    claim = copy.deepcopy(FIRST)
+    claim["lines"] = [line for line in claim["lines"] if line["hcpcs"] == "J9039"]
+    claim["facts"]["owned_pump"] = "J9039"  # a drug, not a pump
+    decision = pump.decide(claim)
+    assert (decision["outcome"], decision["field"]) == ("error", "facts.owned_pump")
+    assert "is not a pump this policy knows" in decision["message"]
+    claim["facts"]["owned_pump"] = "E0781"
+    assert pump.decide(claim)["lines"][0]["outcome"] == "covered"
