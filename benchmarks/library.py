@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.eval import POLICY, generate
+from benchmarks.eval import POLICY, best_of, generate
 from medpol.api import load_policy
 from medpol.library import load_library
 
@@ -105,12 +105,7 @@ def main() -> None:
     gc.freeze()
 
     def best(fn) -> float:
-        times = []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
+        return best_of(fn, args.repeat)
 
     alone = best(lambda: list(single.decide_many(claims)))
     whole = best(lambda: list(library.decide_many(claims)))

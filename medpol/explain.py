@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compiler.interpret import TraceNode
 from compiler.words import CATEGORY_WORDS
+from medpol.whynot import describe_route
 
 MARKS = {True: "✓", False: "✗"}
 
@@ -67,12 +68,6 @@ def _decisive_facts(trace, outcome: str, rules: dict) -> list[str]:
         elif rule.kind in ("deny", "limit") and value is True:
             walk(node, True)  # what made the denial hold
     return sorted(names)
-
-
-def _fact_value(value) -> str:
-    if value is True or value is False:
-        return "true" if value else "false"
-    return str(value)
 
 
 def render(decision: dict, policy, as_of=None) -> str:
@@ -152,9 +147,5 @@ def render(decision: dict, policy, as_of=None) -> str:
         if routes:
             out.append("  would be covered with:")
         for route in routes:
-            if "closed" in route:
-                out.append(f"    {route['route']}: not by facts ({route['closed']})")
-            else:
-                facts = ", ".join(f"{k} {_fact_value(v)}" for k, v in route["facts"].items())
-                out.append(f"    {route['route']}: {facts}")
+            out.append(f"    {describe_route(route)}")
     return "\n".join(out)

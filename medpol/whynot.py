@@ -147,14 +147,15 @@ def with_facts(claim: dict, facts: dict) -> dict:
 
 def describe_routes(routes: list[dict]) -> str:
     """A line's routes in one sentence: `ROUTE: fact value, ...; or ROUTE: needs ...`."""
-    said = []
-    for route in routes:
-        if "closed" in route:
-            said.append(f"{route['route']}: {route['closed']}")
-        else:
-            values = ", ".join(f"{name} {_say(value)}" for name, value in route["facts"].items())
-            said.append(f"{route['route']}: {values}")
-    return "; or ".join(said)
+    return "; or ".join(describe_route(route) for route in routes)
+
+
+def describe_route(route: dict) -> str:
+    """One route: `ROUTE: fact value, ...`, or `ROUTE: needs ...` for one no fact opens."""
+    if "closed" in route:
+        return f"{route['route']}: {route['closed']}"
+    values = ", ".join(f"{name} {_say(value)}" for name, value in route["facts"].items())
+    return f"{route['route']}: {values}"
 
 
 def _say(value) -> str:
