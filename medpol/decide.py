@@ -445,7 +445,7 @@ class _ClaimRun:
         own_covers: list[tuple[str, list]] = []
         trace: list | None = [] if e.tracer is not None else None
         for rule, kind, windows, predicate in e.plan(code, subject, base, dependent, virtual is not None):
-            if windows is not None and not all(_in_effect(w, day) for w in windows):
+            if windows is not None and not all(in_effect(w, day) for w in windows):
                 if kind == "cover":
                     not_yet.append((rule, windows))
                 continue
@@ -467,7 +467,7 @@ class _ClaimRun:
                     decided,
                     unknown,
                     trace,
-                    lambda: _not_in_effect(not_yet, e.reasons) + e.failed.of_covers(tried_covers, ctx),
+                    lambda: e.failed.of_windows(not_yet) + e.failed.of_covers(tried_covers, ctx),
                 )
             if kind == "unknown-served":
                 # The rule decides the base by the item it serves, and the claim does not say which.
@@ -556,8 +556,7 @@ class _ClaimRun:
         if decided["outcome"] == "denied" and "failed" not in decided:
             # No base billed or owned: the relation itself is what failed.
             owned = {e.owned_fact: p.facts.get(e.owned_fact)} if e.owned_fact else {}
-            reason = e.reasons[rule.id]
-            decided["failed"] = [{"id": rule.id, "text": reason["text"], "source": reason["source"], "facts": owned}]
+            decided["failed"] = [{**e.failed.entry(rule.id), "facts": owned}]
         return decided
 
     def _outcome(self, rule: ir.Rule, hits: list[str]) -> dict:
@@ -786,7 +785,7 @@ def _unless(day: datetime.date, same: datetime.date) -> datetime.date | None:
     return None if day == same else day
 
 
-def _in_effect(window, day: datetime.date) -> bool:
+def in_effect(window, day: datetime.date) -> bool:
     """A rule's window, or the windows in which a code set names the code."""
     if isinstance(window, tuple):
         return any(w.contains(day) for w in window)
@@ -805,24 +804,6 @@ def _rule_key(rule: ir.Rule) -> tuple:
     if rule.kind == "refer":
         return ("refer", None, rule.refer_to)
     return ("denied", rule.category, None)
-
-
-def _not_in_effect(rules: list, reasons: dict[str, dict]) -> list[dict]:
-    """Coverage rules that were not yet (or no longer) in effect on the line's date."""
-    out = []
-    for rule, windows in rules:
-        reason = reasons[rule.id]
-        entry = {"id": rule.id, "text": reason["text"], "source": reason["source"], "facts": {}}
-        # A rule's own window, or the windows in which its code set names the code.
-        flat = [w for window in windows for w in (window if isinstance(window, tuple) else (window,))]
-        starts = sorted(w.effective for w in flat if w.effective is not None)
-        ends = sorted(w.until for w in flat if w.until is not None)
-        if starts:
-            entry["effective"] = starts[-1].isoformat()
-        if ends:
-            entry["until"] = ends[0].isoformat()
-        out.append(entry)
-    return out
 
 
 def _combine(decisions: list[dict]) -> dict:

@@ -62,19 +62,37 @@ class FailedCriteria:
 
     def of_holding(self, rule: ir.Rule, ctx: LineContext) -> list[dict]:
         """A denial that held: its rule, with the fact values that made it hold."""
-        entry = self._entry(rule.id, {})
+        entry = self.entry(rule.id)
         node = self._trace(rule.id, ctx)
         if node is not None:
             _used(node, entry["facts"])
         return [entry]
 
+    def entry(self, cite: str) -> dict:
+        """A failed criterion with its passage, and no facts yet."""
+        reason = self.reasons.get(cite, {})
+        return {"id": cite, "text": reason.get("text", ""), "source": reason.get("source", ""), "facts": {}}
+
+    def of_windows(self, rules: list) -> list[dict]:
+        """Coverage rules that were not yet (or no longer) in effect on the line's date, with
+        the windows they are in effect in: a rule's own, or those in which its set names the code."""
+        out = []
+        for rule, windows in rules:
+            entry = self.entry(rule.id)
+            flat = [w for window in windows for w in (window if isinstance(window, tuple) else (window,))]
+            starts = sorted(w.effective for w in flat if w.effective is not None)
+            ends = sorted(w.until for w in flat if w.until is not None)
+            if starts:
+                entry["effective"] = starts[-1].isoformat()
+            if ends:
+                entry["until"] = ends[0].isoformat()
+            out.append(entry)
+        return out
+
     def _entry(self, cite: str, entries: dict) -> dict:
-        entry = entries.get(cite)
-        if entry is None:
-            reason = self.reasons.get(cite, {})
-            entry = {"id": cite, "text": reason.get("text", ""), "source": reason.get("source", ""), "facts": {}}
-            entries[cite] = entry
-        return entry
+        if cite not in entries:
+            entries[cite] = self.entry(cite)
+        return entries[cite]
 
     def _failing(self, node: TraceNode, cite: str, entries: dict) -> None:
         cite = node.clause or node.criteria or cite

@@ -60,6 +60,7 @@ from compiler.types import shift_unit
 from compiler.words import describe, limit_words, targets
 from dsl import ir
 from medpol.claims import Claim, ClaimError, Line, read_claim
+from medpol.decide import in_effect
 from medpol.facts import FactError
 
 __all__ = ["describe_routes", "why_not", "with_facts"]
@@ -409,12 +410,6 @@ def _window_words(window: ir.Window) -> str:
     if window.until is not None:
         parts.append(f"before {window.until.isoformat()}")
     return " and ".join(parts)
-
-
-def _in_effect(window, day: datetime.date) -> bool:
-    if isinstance(window, tuple):
-        return any(w.contains(day) for w in window)
-    return window.contains(day)
 
 
 def _windows_words(windows) -> str:
@@ -999,7 +994,7 @@ class _LineSearch:
         """
         compiled = self._by_id.get(decided.get("policy"), self.compiled)
         entries = [e for e in self.plan(compiled) if e.kind in ("deny", "limit", "refer")]
-        entries = [e for e in entries if e.windows is None or all(_in_effect(w, e.view[4]) for w in e.windows)]
+        entries = [e for e in entries if e.windows is None or all(in_effect(w, e.view[4]) for w in e.windows)]
         if compiled is self.compiled:
             own = (self.index, self.line.hcpcs)
             entries = [e for e in entries if e.view == view or (e.own and e.view[1:3] == own)]
@@ -1076,8 +1071,8 @@ class _LineSearch:
             rule, view = entry.rule, entry.view
             model = view[0].model
             head = f"{rule.section} ({rule.id})"
-            if entry.windows is not None and not all(_in_effect(w, view[4]) for w in entry.windows):
-                closed.append((head, (), _windows_words(w for w in entry.windows if not _in_effect(w, view[4]))))
+            if entry.windows is not None and not all(in_effect(w, view[4]) for w in entry.windows):
+                closed.append((head, (), _windows_words(w for w in entry.windows if not in_effect(w, view[4]))))
                 continue
             conjunctions = self.expander.expand(rule_condition(rule), False, model)
             if conjunctions is _ABSENT:
