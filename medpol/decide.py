@@ -264,8 +264,9 @@ class _ClaimRun:
         self._base_cache: dict[tuple, dict] = {}
         self._served: list[str] | None = None
         self._bases: list[_Prepared] | None = None
-        self._other_facts: dict[tuple, dict | None] = {}
-        self._asking: set[tuple[str, str]] = set()
+        # Made only when a condition reads another policy's criteria: most claims never do.
+        self._other_facts: dict[tuple, dict | None] | None = None
+        self._asking: set[tuple[str, str]] | None = None
 
     # ------------------------------------------------------------ contexts
 
@@ -295,6 +296,8 @@ class _ClaimRun:
         library = self.e.library
         other = library.policies.get(policy) if library is not None else None
         criteria = other.criteria_functions.get(name) if other is not None else None
+        if self._asking is None:
+            self._asking, self._other_facts = set(), {}
         if criteria is None or (policy, name) in self._asking:
             return unknown
         facts = self._facts_of(other, ctx.seq)
