@@ -712,18 +712,34 @@ def docs_group() -> None:
     default=None,
     help="Publish as of this date (YYYY-MM-DD): a revision taking effect later is a draft. Default: today.",
 )
-def docs_build(policies_dir: str, out: str, as_of) -> None:
+@click.option(
+    "--claims",
+    "claims_path",
+    default=None,
+    help="A claims sample (.json/.jsonl): each diff page shows the claim lines whose outcome flips.",
+)
+def docs_build(policies_dir: str, out: str, as_of, claims_path: str | None) -> None:
     """Render every policy, revision and diff page, then build the site in strict mode.
 
     Every .policy file under the folder is published, as the library holds it; a policy
     whose revision is not yet in effect, or whose file has uncommitted changes, is listed
-    as a draft.
+    as a draft. With --claims, every diff page decides the sample under both revisions.
     """
-    from medpol.site import SiteError, build
+    from medpol.site import ClaimSample, SiteError, build
 
+    problem = _claims_problem(claims_path) if claims_path is not None else None
+    if problem:
+        _stop(problem)
     _policies_folder(policies_dir)
+    sample = None
+    if claims_path is not None:
+        # Read once: every diff page decides the same sample.
+        unreadable: list[str] = []
+        claims = tuple(_readable_claims(claims_path, unreadable))
+        _warn_unreadable(unreadable)
+        sample = ClaimSample(claims, tuple(unreadable))
     try:
-        html = build(Path(policies_dir), Path(out), today=_date(as_of))
+        html = build(Path(policies_dir), Path(out), today=_date(as_of), claims=sample)
     except PolicyError as err:
         _print_problems(err)
         errors = sum(1 for d in err.diagnostics if d.severity == "error")

@@ -11,6 +11,7 @@ build folder.
 from __future__ import annotations
 
 import datetime
+import html
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from compiler import words
 from compiler.reasons import clauses
 from dsl import ir
 from medpol.api import CompiledPolicy, compile_text
+from medpol.plain import Wording
 
 SITE = Path(__file__).resolve().parent.parent / "site"
 
@@ -33,7 +35,7 @@ class PolicyPages:
     policy: CompiledPolicy
     slug: str
     revisions: list  # (RevisionInfo, CompiledPolicy), newest first
-    diffs: list  # (older label, newer label, page name, markdown)
+    diffs: list  # (older label, newer label, page name, the diff as medpol.report.to_json gives it)
     # Why the policy is a draft, not published: its revision is not yet effective, or its
     # file has changes not committed. Empty for a published policy.
     draft: tuple[str, ...] = ()
@@ -69,92 +71,85 @@ def escape_md(text: object) -> str:
     return out
 
 
-def _leaf(cond, policy: CompiledPolicy) -> str:
-    model = policy.model
-    if isinstance(cond, ir.DiagnosisIn):
-        names = []
-        for ref in cond.sets:
-            cs = next((c for c in model.policy.code_sets if c.name == ref.name), None)
-            codes = ", ".join(_dx_entry(e) for e in cs.entries if isinstance(e, ir.CodeEntry)) if cs else ""
-            names.append(f"{escape_md(cs.title if cs else ref.name)} (`{codes}`)")
-        return "a diagnosis of " + " or ".join(names)
-    if isinstance(cond, ir.Truth) and cond.name in model.criteria:
-        return f"[{escape_md(model.criteria[cond.name].title)}](#{_anchor(cond.name)}) is met"
-    return f"`{words.describe(cond)}`"
-
-
 def _dx_entry(entry: ir.CodeEntry) -> str:
     return f"{entry.code}-{entry.last}" if entry.last else entry.code
 
 
+def _wording(policy: CompiledPolicy, expand_criteria: bool = False) -> Wording:
+    return Wording(policy.model, policy.passage_text, expand_criteria=expand_criteria)
+
+
 def condition_md(cond, policy: CompiledPolicy, depth: int = 0) -> str:
-    """A condition as nested numbered lists, each numbered item beside its passage."""
+    """A condition in plain words, as nested lists, each numbered item beside its passage."""
+    return points_md(_wording(policy).points(cond), policy.model, depth)
+
+
+def points_md(points, model, depth: int = 0, link=None, passages: bool = True) -> str:
+    """Points (medpol.plain) as a Markdown list; a criteria set links to its place on the page.
+
+    `link` maps a criteria set's name to its URL; by default, its anchor on the same page.
+    Without `passages`, numbered items show their label and questions only (a checklist
+    prints short; the policy page has the passages).
+    """
+    link = link or (lambda name: f"#{_anchor(name)}")
     lines: list[str] = []
-    _condition_lines(cond, policy, depth, lines)
+    _point_lines(points, model, depth, link, lines, passages)
     return "\n".join(lines)
 
 
-def _items(cond) -> tuple:
-    if isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-        return cond.items
-    return (cond,)
-
-
-def _condition_lines(cond, policy, depth, lines) -> None:
-    pad = "    " * depth
-    if isinstance(cond, ir.AllOf) and len(cond.items) == 1:
-        _condition_lines(cond.items[0], policy, depth, lines)
-        return
-    if isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-        head = {ir.AllOf: "All of:", ir.AnyOf: "Any of:"}.get(type(cond)) or f"At least {cond.count} of:"
-        lines.append(f"{pad}{head}")
-        lines.append("")
-        for number, item in enumerate(cond.items, 1):
-            _list_item(item, policy, depth, number, lines)
-        lines.append("")
-        return
-    if isinstance(cond, ir.Not) and isinstance(cond.item, ir.AnyOf) and len(cond.item.items) > 1:
-        lines.append(f"{pad}None of:")
-        lines.append("")
-        for number, item in enumerate(cond.item.items, 1):
-            _list_item(item, policy, depth, number, lines)
-        lines.append("")
-        return
-    if isinstance(cond, ir.Clause):
-        _list_item(cond, policy, depth, 1, lines)
-        return
-    lines.append(f"{pad}{_leaf(cond, policy)}")
-
-
-def _list_item(item, policy, depth, number, lines) -> None:
+def _point_lines(points, model, depth, link, lines, passages=True) -> None:
     pad = "    " * depth
     inner = "    " * (depth + 1)
-    if isinstance(item, ir.Clause):
-        window = words.window_words(item.window)
-        badge = f' <span class="effective">{window.capitalize()}</span>' if window else ""
-        lines.append(f"{pad}{number}. **Item {item.label}**{badge}")
-        lines.append("")
-        for passage in item.passages:
-            lines.append(f"{inner}> {escape_md(policy.model.policy and _expand(policy, passage.text))}")
+    for point in points:
+        if point.label:
+            badge = f' <span class="effective">{point.window.capitalize()}</span>' if point.window else ""
+            lines.append(f"{pad}- **{escape_md(point.label)}**{badge}")
             lines.append("")
-        for sub in _items(item.condition):
-            if isinstance(sub, (ir.AllOf, ir.AnyOf, ir.AtLeast, ir.Clause)) or (
-                isinstance(sub, ir.Not) and isinstance(sub.item, ir.AnyOf)
-            ):
-                _condition_lines(sub, policy, depth + 1, lines)
-            else:
-                lines.append(f"{inner}- {_leaf(sub, policy)}")
-        lines.append("")
-        return
-    if isinstance(item, (ir.AllOf, ir.AnyOf, ir.AtLeast)) and len(item.items) > 1:
-        head = {ir.AllOf: "All of:", ir.AnyOf: "Any of:"}.get(type(item)) or f"At least {item.count} of:"
-        lines.append(f"{pad}{number}. {head}")
-        lines.append("")
-        for sub_number, sub in enumerate(item.items, 1):
-            _list_item(sub, policy, depth + 1, sub_number, lines)
-        lines.append("")
-        return
-    lines.append(f"{pad}{number}. {_leaf(item, policy)}")
+            for passage in point.passages if passages else ():
+                lines.append(f"{inner}> {escape_md(passage)}")
+                lines.append("")
+        elif point.criteria and not point.points:
+            title = escape_md(model.criteria[point.criteria].title)
+            text = escape_md(point.text).replace(title, f"[{title}]({link(point.criteria)})", 1)
+            lines.append(f"{pad}- {text}")
+        else:
+            lines.append(f"{pad}- {escape_md(point.text)}")
+        if point.points:
+            lines.append("")
+            _point_lines(point.points, model, depth + 1, link, lines, passages)
+    lines.append("")
+
+
+def rule_md(rule: ir.Rule, policy: CompiledPolicy, wording: Wording | None = None, link=None) -> str:
+    """A rule as its plain sentence, with the points of its condition under it."""
+    wording = wording or _wording(policy)
+    sentence, points = wording.sentence(rule)
+    text = escape_md(sentence)
+    return text + ("\n\n" + points_md(points, policy.model, 0, link) if points else "\n")
+
+
+def policy_code_md(policy: CompiledPolicy, span: ir.Span) -> str:
+    """The policy code of a rule or criteria set, collapsed: one click away, never in the way.
+
+    The block is the declaration's lines of the policy file as compiled (a revision's page
+    shows that revision's code): the line at `span` and the lines indented under it.
+    """
+    text = getattr(policy, "_text", None)
+    if not text or not span.line:
+        return ""
+    lines = text.splitlines()
+    head = lines[span.line - 1]
+    indent = len(head) - len(head.lstrip())
+    block = [head]
+    for line in lines[span.line :]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break
+        block.append(line)
+    code = "\n".join(line[indent:] for line in block if line.strip())
+    return (
+        '<details class="policy-code"><summary>Policy code</summary>\n'
+        f"<pre><code>{html.escape(code)}</code></pre>\n</details>\n"
+    )
 
 
 def _expand(policy: CompiledPolicy, text: str) -> str:
@@ -177,6 +172,7 @@ def _policy_context(
     facts = [(name, fact) for name, fact in model.facts.items()]
     rules = list(pol.rules)
     items = {rule.id: [(cid, c) for cid, c in clauses(rule.condition, rule.id)] for rule in rules}
+    wording = _wording(policy)
     return {
         "policy": policy,
         "pol": pol,
@@ -194,7 +190,51 @@ def _policy_context(
         "describe": words.describe,
         "code_description": lambda code: model.descriptions.get(code, ""),
         "sections": _sections,
+        "wording": wording,
+        "rule_md": lambda rule: rule_md(rule, policy, wording),
+        "policy_code": lambda node: policy_code_md(policy, node.span),
+        # The current policy links its checklists; a revision's page has none of its own.
+        "checklists": []
+        if page_revision is not None
+        else [(code, checklist_path(slug, code)) for code in sorted(model.governed)],
     }
+
+
+def checklist_path(slug: str, code: str) -> str:
+    """The page of a code's checklist under a policy, relative to the site's root.
+
+    The scheme is stable, so other pages (the code lookup) may link to it:
+    `checklists/<policy id>/<HCPCS code>.md`, one page per code the policy governs.
+    """
+    return f"checklists/{slug}/{code}.md"
+
+
+def write_checklists(env: jinja2.Environment, page: PolicyPages, docs: Path) -> list[tuple[str, str]]:
+    """Write a checklist page for every code the policy governs; return their navigation."""
+    policy = page.policy
+    wording = _wording(policy, expand_criteria=True)
+    template = env.get_template("checklist.md.j2")
+    back = f"../../{page.slug}.md"
+
+    def link(name: str) -> str:
+        return f"{back}#{_anchor(name)}"
+
+    nav = []
+    for code in sorted(policy.model.governed):
+        path = checklist_path(page.slug, code)
+        text = template.render(
+            checklist=wording.checklist(code),
+            policy=policy,
+            title=page.title,
+            back=back,
+            draft=bool(page.draft),
+            anchor=lambda rule_id: f"{back}#{_anchor(rule_id)}",
+            points=lambda points: points_md(points, policy.model, 0, link, passages=False),
+        )
+        (docs / path).parent.mkdir(parents=True, exist_ok=True)
+        (docs / path).write_text(text, encoding="utf-8")
+        nav.append((code, path))
+    return nav
 
 
 def _sections(section: ir.Section, depth: int = 2):
@@ -203,16 +243,26 @@ def _sections(section: ir.Section, depth: int = 2):
         yield from _sections(sub, depth + 1)
 
 
-def collect(policies_dir: Path, today: datetime.date | None = None) -> list[PolicyPages]:
+@attrs.frozen
+class ClaimSample:
+    """Claims decided under both sides of every diff page, to show the lines that flip."""
+
+    claims: tuple  # the claims, as read from the sample
+    unreadable: tuple[str, ...] = ()  # the sample's lines that could not be read, named on each page
+
+
+def collect(
+    policies_dir: Path, today: datetime.date | None = None, claims: ClaimSample | None = None
+) -> list[PolicyPages]:
     """Compile the library in a folder, each policy with its revisions from git (when it is in git).
 
     The policies are loaded as the library is (every .policy file under the folder, linked),
     so a policy added to the folder is published without further ado. A policy is a draft
     when its revision takes effect after `today` or its file has uncommitted changes.
     """
-    from compiler.diff import diff_policies
+    from compiler.diff import diff_policies, impact
     from medpol.library import load_library
-    from medpol.report import render_markdown
+    from medpol.report import to_json
     from medpol.revisions import RefError, history, resolve
 
     today = today or datetime.date.today()
@@ -235,8 +285,9 @@ def collect(policies_dir: Path, today: datetime.date | None = None) -> list[Poli
         for (old_rev, old), (new_rev, new) in zip(chronological, chronological[1:], strict=False):
             diff = diff_policies(old.model, new.model)
             name = f"{policy.id}-diff-r{old_rev.number}-r{new_rev.number}"
-            md = render_markdown(diff, title_a=f"revision {old_rev.number}", title_b=f"revision {new_rev.number}")
-            diffs.append((f"r{old_rev.number}", f"r{new_rev.number}", name, md))
+            found = impact(old, new, claims.claims, None, claims.unreadable) if claims is not None else None
+            report = to_json(diff, found, f"revision {old_rev.number}", f"revision {new_rev.number}")
+            diffs.append((f"r{old_rev.number}", f"r{new_rev.number}", name, report))
         draft = []
         rev = policy.model.policy.revision
         if rev is not None and rev.effective > today:
@@ -357,21 +408,44 @@ def render_pages(pages: list[PolicyPages], docs: Path, site: Path = SITE) -> lis
     nav: list = [("Policies", "index.md")]
     drafts_nav: list = []
     policy_tpl = env.get_template("policy.md.j2")
+    diff_tpl = _diff_template(env)
     for page in pages:
         ctx = _policy_context(page.policy, page.slug, page.revisions, page.diffs, draft=page)
         (docs / f"{page.slug}.md").write_text(policy_tpl.render(**ctx), encoding="utf-8")
         revision_nav = []
-        for rev, compiled in page.revisions:
+        # The revision claims are decided by: the newest committed one, or for a draft the one in
+        # effect. The revisions before it (page.revisions is newest first) are superseded; a draft's
+        # revision not yet in effect supersedes nothing.
+        in_effect = page.in_effect if page.draft else (page.revisions[0][0] if page.revisions else None)
+        numbers = [rev.number for rev, _ in page.revisions]
+        cut = numbers.index(in_effect.number) if in_effect is not None and in_effect.number in numbers else None
+        for number, (rev, compiled) in enumerate(page.revisions):
             name = f"{page.slug}-r{rev.number}.md"
             ctx = _policy_context(compiled, page.slug, page.revisions, page.diffs, page_revision=rev)
-            (docs / name).write_text(policy_tpl.render(**ctx), encoding="utf-8")
+            newer = in_effect if cut is not None and number > cut else None
+            text = _for_search(policy_tpl.render(**ctx), SUPERSEDED_BOOST if newer else REVISION_BOOST)
+            if newer is not None:
+                text = _superseded(text, rev.number, newer.number, page.slug)
+            (docs / name).write_text(text, encoding="utf-8")
             revision_nav.append((f"Revision {rev.number}", name))
         diff_nav = []
-        for old, new, name, md in page.diffs:
+        for old, new, name, report in page.diffs:
+            latest = name == page.diffs[-1][2]
+            boost = REVISION_BOOST if latest else SUPERSEDED_BOOST
+            md = diff_tpl.render(report=report, slug=page.slug, latest=latest, boost=boost)
             (docs / f"{name}.md").write_text(md, encoding="utf-8")
             diff_nav.append((f"{old} → {new}", f"{name}.md"))
+        checklist_nav = write_checklists(env, page, docs)
         current = "Draft policy" if page.draft else "Current policy"
-        entry = (page.title, [(current, f"{page.slug}.md"), ("Revisions", revision_nav), ("What changed", diff_nav)])
+        entry = (
+            page.title,
+            [
+                (current, f"{page.slug}.md"),
+                ("Revisions", revision_nav),
+                ("What changed", diff_nav),
+                ("Checklists by code", checklist_nav),
+            ],
+        )
         (drafts_nav if page.draft else nav).append(entry)
     if drafts_nav:
         nav.append(("Drafts", drafts_nav))
@@ -380,12 +454,64 @@ def render_pages(pages: list[PolicyPages], docs: Path, site: Path = SITE) -> lis
     drafts = [page for page in pages if page.draft]
     index = env.get_template("index.md.j2").render(pages=pages, published=published, drafts=drafts)
     (docs / "index.md").write_text(index, encoding="utf-8")
-    (docs / "codes.md").write_text(env.get_template("codes.md.j2").render(hcpcs=hcpcs, icd=icd), encoding="utf-8")
+
+    def checklist(slug: str, code: str) -> str | None:
+        # A code's checklist under a policy, linked only when its page was written: strict mode
+        # refuses a link to a page that does not exist.
+        path = f"checklists/{slug}/{code}.md"
+        return path if (docs / path).is_file() else None
+
+    codes = env.get_template("codes.md.j2").render(hcpcs=hcpcs, icd=icd, checklist=checklist)
+    (docs / "codes.md").write_text(codes, encoding="utf-8")
     nav.append(("Code lookup", "codes.md"))
     for extra, title in (("language.md", "Policy language"), ("tutorial.md", "Tutorial: a policy section")):
         if (docs / extra).exists():
             nav.append((title, extra))
     return nav
+
+
+# mkdocs-material ranks search results by `search.boost` (1 when a page sets none): a policy
+# as it stands comes first, at the default; then its newest committed revision and latest
+# diff; then the revisions it replaced and the diffs between them.
+REVISION_BOOST = 0.8
+SUPERSEDED_BOOST = 0.5
+
+
+def _for_search(text: str, boost: float) -> str:
+    """A page with its search boost in its front matter (added to front matter it already has)."""
+    line = f"search:\n  boost: {boost}\n"
+    if text.startswith("---\n"):
+        return text if "\nsearch:" in text.split("\n---", 1)[0] else "---\n" + line + text[4:]
+    return f"---\n{line}---\n\n{text}"
+
+
+def _superseded(text: str, number: str, newer: str, slug: str) -> str:
+    """A replaced revision's page says so in its heading, and so in its search results and
+    tab title, and in a notice under the heading."""
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+    if at is None:
+        return text
+    heading = lines[at].rstrip()
+    lines[at] = heading[:-1] + ", superseded)" if heading.endswith(")") else heading + " (superseded)"
+    notice = [
+        "",
+        '!!! warning "Superseded"',
+        f"    Revision {number} has been superseded by revision {newer}. See the [current policy]({slug}.md).",
+        "",
+    ]
+    lines[at + 1 : at + 1] = notice
+    return "\n".join(lines)
+
+
+def _diff_template(env: jinja2.Environment) -> jinja2.Template:
+    """The site's diff page, with the standalone report's filters, so both word a change alike."""
+    from medpol.report import SHOWN_UNREADABLE, _in_words, _plural
+
+    env.filters["in_words"] = _in_words
+    env.filters["plural"] = _plural
+    env.globals["shown_unreadable"] = SHOWN_UNREADABLE
+    return env.get_template("diff.md.j2")
 
 
 def _nav_yaml(nav, depth: int = 1) -> str:
@@ -409,12 +535,14 @@ def build(
     site: Path = SITE,
     serve_url: str | None = None,
     today: datetime.date | None = None,
+    claims: ClaimSample | None = None,
 ) -> Path:
     """Render the pages and run mkdocs in strict mode; return the folder of HTML.
 
     `today` decides which policies are drafts (a revision not yet in effect); by default, today.
+    With `claims`, each diff page shows the claim lines whose outcome flips.
     """
-    pages = collect(policies_dir, today)
+    pages = collect(policies_dir, today, claims)
     docs = out / "docs"
     nav = render_pages(pages, docs, site)
     config = (site / "mkdocs.yml").read_text(encoding="utf-8")
