@@ -631,6 +631,10 @@ def _default(fact: ir.Fact) -> str:
 
 def _fact_type(fact: ir.Fact) -> str:
     text = fact.type.describe()
+    if fact.type.labels:
+        # The values' words are what the published policy shows, so a change to them is a change.
+        pairs = zip(fact.type.values, fact.type.labels, strict=True)
+        text = "one of " + ", ".join(f'{value} "{label}"' if label else value for value, label in pairs)
     if fact.per_line:
         text += ", per line"
     if fact.has_default:

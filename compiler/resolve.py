@@ -16,7 +16,9 @@ from dsl.diagnostics import Diagnostic
 # Names the language defines for every policy.
 BUILTIN_FACTS: dict[str, ir.FactType] = {
     "age": ir.FactType("number", unit="years"),
-    "line_of_business": ir.FactType("enum", values=("commercial", "medicare", "medicaid")),
+    "line_of_business": ir.FactType(
+        "enum", values=("commercial", "medicare", "medicaid"), labels=("Commercial", "Medicare", "Medicaid")
+    ),
     "supplier_licensed_in_state": ir.FactType("bool"),
     "place_of_service": ir.FactType("text"),
     # The line's date of service, or the date a claim is decided as of.

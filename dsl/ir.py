@@ -99,6 +99,15 @@ class FactType:
     low: int | None = None
     high: int | None = None
     or_none: bool = False  # a date that may be "none": the record shows no such event
+    # The words a reader sees for each `one of` value, in the order of `values` (None where
+    # the author gave none); empty when no value has any.
+    labels: tuple[str | None, ...] = ()
+
+    def label(self, value: str) -> str | None:
+        """The author's words for a `one of` value, if they gave any."""
+        if self.labels and value in self.values:
+            return self.labels[self.values.index(value)]
+        return None
 
     def describe(self) -> str:
         if self.kind == "date" and self.or_none:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+import attrs
 from lark import Token, Transformer, Tree, v_args
 
 from dsl import ir
@@ -35,6 +36,14 @@ def unquote(tok: Token) -> str:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+@attrs.frozen
+class EnumValue:
+    """A `one of` value as written: its name and the words a reader sees for it."""
+
+    name: str
+    label: str | None
 
 
 class _Problems(list):
@@ -304,9 +313,15 @@ class _Lower(Transformer):
         return ir.FactType("code")
 
     def type_enum(self, meta, children):
-        values = tuple(str(c) for c in children if isinstance(c, Token))
-        options = [c for c in children if not isinstance(c, Token)]
-        return (ir.FactType("enum", values=values), options)
+        named = [c for c in children if isinstance(c, EnumValue)]
+        options = [c for c in children if not isinstance(c, EnumValue)]
+        values = tuple(value.name for value in named)
+        labels = tuple(value.label for value in named) if any(value.label for value in named) else ()
+        return (ir.FactType("enum", values=values, labels=labels), options)
+
+    def enum_value(self, meta, children):
+        name, label = children
+        return EnumValue(str(name), unquote(label) if label is not None else None)
 
     def per_line(self, meta, children):
         return "per_line"

@@ -227,7 +227,7 @@ class Wording:
         return str(operand)
 
     def value(self, name: str, value) -> str:
-        """An answer in words: Yes/No, an enum value with spaces, a number with its unit."""
+        """An answer in words: Yes/No, a `one of` value by its label, a number with its unit."""
         if value is True:
             return "Yes"
         if value is False:
@@ -235,9 +235,7 @@ class Wording:
         ftype = self.model.fact_type(name)
         text = str(value)
         if ftype is not None and ftype.kind == "enum":
-            text = humanize(text)
-            if name == "line_of_business":
-                text = _capital(text)
+            text = ftype.label(text) or humanize(text)
         return text
 
     def _answer(self, name: str, answer: str, subject_text: str) -> str:
@@ -501,7 +499,7 @@ class Wording:
         if ftype.kind == "bool":
             return "Yes or no"
         if ftype.kind == "enum":
-            return "One of: " + ", ".join(humanize(v) for v in ftype.values)
+            return "One of: " + ", ".join(ftype.label(v) or humanize(v) for v in ftype.values)
         if ftype.kind == "int":
             if ftype.low is not None:
                 return f"A whole number from {ftype.low} to {ftype.high}"

@@ -495,3 +495,35 @@ section s "S"
     with pytest.raises(PolicyError) as err:
         policy(body.replace("250 pounds", "250 hours"), head)
     assert "unit-mismatch" in {d.code for d in err.value.diagnostics}
+
+
+def test_a_one_of_value_carries_the_words_a_reader_sees_and_keeps_its_options():
+    head = """\
+policy demo "Demo"
+  revision 1 dated 2026-01-01 effective 2026-01-01
+
+facts
+  wheelchair: one of manual "a manual wheelchair (other than a transport chair)", power, per line
+  transfers: one of alone "transfers alone", assisted, default alone
+
+codes bases "bases"
+  K0001 "standard"
+"""
+    body = """
+section s "S"
+  rule manual_only
+    cover K0001 when
+      wheelchair is manual
+      transfers is alone
+"""
+    p = policy(body, head)
+    wheelchair = p.model.facts["wheelchair"]
+    assert wheelchair.per_line and wheelchair.type.values == ("manual", "power")
+    assert wheelchair.type.label("manual") == "a manual wheelchair (other than a transport chair)"
+    assert wheelchair.type.label("power") is None
+    assert p.model.facts["transfers"].default == "alone"
+    # A claim answers with the value's name, never its words.
+    assert decide(p, [{"hcpcs": "K0001", "facts": {"wheelchair": "manual"}}], {})[0]["outcome"] == "covered"
+    words = "a manual wheelchair (other than a transport chair)"
+    wrong = decide(p, [{"hcpcs": "K0001", "facts": {"wheelchair": words}}], {})
+    assert wrong[0]["outcome"] == "error"

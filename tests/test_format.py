@@ -314,3 +314,12 @@ def test_a_missing_path_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(fmt_cmd, [str(tmp_path / "missing.policy")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_the_words_of_one_of_values_keep_their_place():
+    text = (
+        'policy demo "Demo"\n  revision 1 dated 2026-01-01 effective 2026-01-01\n\nfacts\n'
+        '  setting: one of  relapsed "relapsed or refractory" ,mrd   "in remission" , per line\n'
+    )
+    expected = '  setting: one of relapsed "relapsed or refractory", mrd "in remission", per line'
+    assert format_text(text).splitlines()[-1] == expected

@@ -39,12 +39,12 @@ def _section(md: str, heading: str) -> str:
 def test_j9039_lists_the_items_of_j_with_their_questions_and_dates(site):
     out, _html = site
     md = (out / "docs" / "checklists" / "external-infusion-pump" / "J9039.md").read_text(encoding="utf-8")
-    assert md.startswith("# What a claim for J9039 must show\n")
+    assert md.startswith("# What a claim for J9039 must show: External Infusion Pump and Supplies (revision 22)\n")
     routes = _section(md, "Routes to coverage")
     items = re.findall(r"- \*\*Item (\d)\*\*(.*)", routes)
     assert [number for number, _ in items[:3]] == ["1", "2", "3"]
     assert "Effective 2026-01-25" in items[2][1] and "Effective" not in items[0][1] + items[1][1]
-    assert "In which setting is blinatumomab given for B-cell precursor ALL? Relapsed refractory." in routes
+    assert "In which setting is blinatumomab given for B-cell precursor ALL? Relapsed or refractory (R/R)." in routes
     assert "Which treatment cycle does this claim bill? At most 9." in routes
     assert "What is the minimal residual disease, in percent? At least 0.1 percent." in routes
     assert "Is the leukemia CD19 positive? Yes." in routes

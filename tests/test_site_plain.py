@@ -26,7 +26,7 @@ facts
     "How many hours does each infusion last?"
   home_use: bool
     "Is the pump used in the home?"
-  setting: one of first_line, relapsed_refractory
+  setting: one of first_line, relapsed_refractory "relapsed or refractory (R/R)"
     "In which setting is the drug given?"
   order_date: date
     "On what date was the pump ordered?"
@@ -79,9 +79,16 @@ def test_each_condition_is_its_question_and_the_answer_required(wording):
         "Is the pump used in the home? Yes.",
     ]
     assert [p.text for p in second.points] == [
-        "In which setting is the drug given? Relapsed refractory.",
+        "In which setting is the drug given? Relapsed or refractory (R/R).",
         "On what date was the member last seen? Within 6 months before the order date.",
     ]
+
+
+def test_a_value_reads_as_its_label_and_one_without_a_label_by_its_name(wording):
+    assert wording.value("setting", "relapsed_refractory") == "relapsed or refractory (R/R)"
+    assert wording.value("setting", "first_line") == "first line"
+    fact = next(f for f in wording.model.policy.facts if f.name == "setting")
+    assert wording.answer_kind(fact) == "One of: first line, relapsed or refractory (R/R)"
 
 
 def test_a_negated_yes_no_fact_answers_no(wording):
