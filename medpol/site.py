@@ -48,7 +48,11 @@ class PolicyPages:
 
 def _env(templates: Path) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates)),
+        # The site's own templates first; the reports' beside them, so a diff page and
+        # `medpol diff --format html` share one stylesheet for their marks.
+        loader=jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(str(templates)), jinja2.PackageLoader("medpol", "templates")]
+        ),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -405,6 +409,8 @@ def render_pages(pages: list[PolicyPages], docs: Path, site: Path = SITE) -> lis
             target = docs / static.relative_to(site / "docs")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(static, target)
+    (docs / "stylesheets").mkdir(exist_ok=True)
+    (docs / "stylesheets" / "diff.css").write_text(env.get_template("diff.css.j2").render(), encoding="utf-8")
     nav: list = [("Policies", "index.md")]
     drafts_nav: list = []
     policy_tpl = env.get_template("policy.md.j2")

@@ -39,6 +39,18 @@ def test_the_added_item_is_marked_as_added(site):
     assert 'href="stylesheets/diff.css"' in text  # the report's colours
 
 
+def test_the_site_and_the_standalone_report_share_their_marks(site):
+    from medpol.report import environment
+
+    report_css = environment().get_template("_style.css.j2").render()
+    site_css = (site / "stylesheets" / "diff.css").read_text(encoding="utf-8")
+    marks = [line.strip() for line in environment().get_template("_marks.css.j2").render().splitlines() if line.strip()]
+    assert len(marks) > 10
+    for rule in marks:
+        assert rule in report_css and rule in site_css, rule
+    assert site_css.lstrip().startswith("/*") and ".md-typeset .medpol-diff {" in site_css
+
+
 def test_the_counts_are_one_line_of_what_changed(site):
     text = (site / DIFF).read_text()
     assert "What changed:</strong> 1 rule added, 1 rule changed" in text
