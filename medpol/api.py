@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import gc
 import os
 from collections.abc import Iterable, Iterator
@@ -218,14 +219,24 @@ def load_library(paths, known_at: datetime.date | None = None):
     return load(paths, known_at)
 
 
+@functools.lru_cache(maxsize=32)
+def resolved(text: str, path: str) -> Model:
+    """A policy's text parsed, lowered and resolved; raises PolicyError for a text that does not read.
+
+    The models of the texts last read are kept: checking a policy and then its library reads
+    the same text twice, and an editor checks a library again at every change of one file.
+    A model is shared: callers read it and never change it.
+    """
+    return resolve(read(text, path))
+
+
 def check_text(text: str, path: str = "<policy>") -> list[Diagnostic]:
     """Every problem in a policy's text: syntax, names, types, codes, windows, quotations."""
     try:
-        policy = read(text, path)
+        model = resolved(text, path)
     except PolicyError as err:
         return err.diagnostics
-    model = resolve(policy)
-    document, doc_path = _source_document(policy)
+    document, doc_path = _source_document(model.policy)
     return check(model, document, doc_path)
 
 

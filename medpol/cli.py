@@ -152,30 +152,22 @@ def check_cmd(paths: tuple[str, ...]) -> None:
     References between policies (`refer ... to policy ID`, `meets NAME of ID`) are
     resolved against the library: the policies in each file's folder.
     """
-    from medpol.api import check_file
-    from medpol.library import link_diagnostics
+    from medpol.library import check_files
 
     files = _policy_files(paths)
     if not files:
         raise click.UsageError("no .policy files found")
     errors = warnings = 0
-    linked: dict[str, list] = {}
-    found, read_elsewhere = link_diagnostics(files, [p for p in paths if Path(p).is_dir()])
-    for d in found:
-        linked.setdefault(d.path, []).append(d)
-    for file in files:
-        diagnostics, text = check_file(str(file))
-        diagnostics = [d for d in diagnostics if (d.path, d.code, d.message) not in read_elsewhere]
-        diagnostics = diagnostics + linked.pop(str(file), [])
+    checked, settings = check_files(files, [p for p in paths if Path(p).is_dir()])
+    for _path, diagnostics, text in checked:
         for d in diagnostics:
             click.echo(d.render(text), err=True)
         errors += sum(1 for d in diagnostics if d.severity == "error")
         warnings += sum(1 for d in diagnostics if d.severity != "error")
-    for rest in linked.values():  # the library's settings
-        for d in rest:
-            click.echo(d.render(), err=True)
-            errors += d.severity == "error"
-            warnings += d.severity != "error"
+    for d in settings:
+        click.echo(d.render(), err=True)
+        errors += d.severity == "error"
+        warnings += d.severity != "error"
     summary = (
         f"checked {len(files)} polic{'ies' if len(files) != 1 else 'y'}: {errors} error{'s' if errors != 1 else ''}, "
         f"{warnings} warning{'s' if warnings != 1 else ''}"
@@ -786,9 +778,11 @@ def _without_trace(decision: dict) -> dict:
 
 def _register() -> None:
     from medpol.cli_fmt import fmt_cmd
+    from medpol.cli_lsp import lsp_cmd
     from medpol.cli_test import new_cmd, test_cmd
 
     main.add_command(fmt_cmd)
+    main.add_command(lsp_cmd)
     main.add_command(test_cmd)
     main.add_command(new_cmd)
 

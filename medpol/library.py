@@ -410,16 +410,19 @@ def link_alone(compiled, others: list) -> Library | None:
     return library
 
 
-def link_diagnostics(files: list, folders: Iterable = ()) -> tuple[list[Diagnostic], set[tuple]]:
+def link_diagnostics(
+    files: list, folders: Iterable = (), texts: dict[str, str] | None = None
+) -> tuple[list[Diagnostic], set[tuple]]:
     """The problems between `files` and the rest of their library (the policies beside
     them in their folders), reported for `files` only; and each folder's settings.
 
     Also the policy's own warnings that the library answers: criteria no rule of their
-    policy uses but another policy reads, as (path, code, message).
+    policy uses but another policy reads, as (path, code, message). `texts` gives the text
+    of a policy by its path where it is not the file's (a policy being edited).
     """
-    from compiler.resolve import resolve
-    from dsl.lower import read
+    from medpol.api import resolved
 
+    texts = texts or {}
     given = {str(f) for f in files}
     members = set(given)
     for file in files:
@@ -428,9 +431,10 @@ def link_diagnostics(files: list, folders: Iterable = ()) -> tuple[list[Diagnost
     unreadable: set[str] = set()
     for path in sorted(members):
         try:
-            models.append(resolve(read(Path(path).read_text(encoding="utf-8"), path)))
+            text = texts[path] if path in texts else Path(path).read_text(encoding="utf-8")
+            models.append(resolved(text, path))
         except (PolicyError, OSError, UnicodeDecodeError):
-            pid = policy_id_of(path)
+            pid = _id_in(texts[path]) if path in texts else policy_id_of(path)
             if pid is not None:
                 unreadable.add(pid)  # its own diagnostics say why
     found = [d for d in link(models, frozenset(unreadable)) if d.path in given]
@@ -444,3 +448,39 @@ def link_diagnostics(files: list, folders: Iterable = ()) -> tuple[list[Diagnost
         if ref.kind == "criteria" and ref.policy in paths
     }
     return found, read_elsewhere
+
+
+def _id_in(text: str) -> str | None:
+    found = _HEADER.search(text)
+    return found.group(1) if found else None
+
+
+def check_files(
+    files: list, folders: Iterable = (), texts: dict[str, str] | None = None
+) -> tuple[list[tuple[str, list[Diagnostic], str | None]], list[Diagnostic]]:
+    """Every problem `medpol check` reports for `files`: each policy's own, then those
+    between it and the rest of its library (the policies beside it in its folder).
+
+    Returns (path, diagnostics, text) per file, in the order given, and the problems of the
+    folders' library settings. `texts` gives the text of a policy by its path where it is
+    not the file's (a policy being edited): it is checked, and read by the library, as given.
+    """
+    from medpol.api import check_file, check_text
+
+    texts = texts or {}
+    found, read_elsewhere = link_diagnostics(files, folders, texts)
+    linked: dict[str, list[Diagnostic]] = {}
+    for d in found:
+        linked.setdefault(d.path, []).append(d)
+    checked = []
+    for file in files:
+        path = str(file)
+        if path in texts:
+            text: str | None = texts[path]
+            diagnostics = check_text(text, path)
+        else:
+            diagnostics, text = check_file(path)
+        diagnostics = [d for d in diagnostics if (d.path, d.code, d.message) not in read_elsewhere]
+        checked.append((path, diagnostics + linked.pop(path, []), text))
+    rest = [d for ds in linked.values() for d in ds]  # the library's settings
+    return checked, rest

@@ -470,7 +470,11 @@ def render_pages(pages: list[PolicyPages], docs: Path, site: Path = SITE) -> lis
     codes = env.get_template("codes.md.j2").render(hcpcs=hcpcs, icd=icd, checklist=checklist)
     (docs / "codes.md").write_text(codes, encoding="utf-8")
     nav.append(("Code lookup", "codes.md"))
-    for extra, title in (("language.md", "Policy language"), ("tutorial.md", "Tutorial: a policy section")):
+    for extra, title in (
+        ("language.md", "Policy language"),
+        ("tutorial.md", "Tutorial: a policy section"),
+        ("editing.md", "Editing policies"),
+    ):
         if (docs / extra).exists():
             nav.append((title, extra))
     return nav
