@@ -260,7 +260,9 @@ def to_csv_rows(decision: dict) -> list[list[str]]:
     return rows
 
 
-def _encode(decisions: list[dict], fmt: str):
+def encode(decisions: list[dict], fmt: str = "jsonl"):
+    """Decisions as `medpol eval` writes them: JSON Lines (bytes), CSV (bytes), Parquet rows,
+    or FHIR ClaimResponse resources as JSON Lines."""
     if fmt == "parquet":
         return [row for decision in decisions for row in to_csv_rows(decision)]
     if fmt == "csv":
@@ -269,6 +271,10 @@ def _encode(decisions: list[dict], fmt: str):
         for decision in decisions:
             writer.writerows(to_csv_rows(decision))
         return buffer.getvalue().encode("utf-8")
+    if fmt == "fhir":
+        from medpol.fhir import claim_response
+
+        return b"".join(orjson.dumps(claim_response(d, d.pop("_fhir", None))) + b"\n" for d in decisions)
     return b"".join(orjson.dumps(d) + b"\n" for d in decisions)
 
 
@@ -279,6 +285,15 @@ def decide_chunk(
     engine, policy_id: str, revision: str | None, first: int, items: list, name: str, as_of, fmt: str
 ) -> tuple[bytes, collections.Counter]:
     """Decide one chunk: raw JSON lines (or claims already read); never drops or reorders one."""
+    decisions, counts = decide_items(engine, policy_id, revision, first, items, name, as_of)
+    return encode(decisions, fmt), counts
+
+
+def decide_items(
+    engine, policy_id: str | None, revision: str | None, first: int, items: list, name: str, as_of
+) -> tuple[list[dict], collections.Counter]:
+    """The decisions of raw JSON lines (or claims already read), in order, and their counts:
+    a line that is not JSON gets an `error` decision naming it (`name:number`)."""
     decide = engine.decide
     counts: collections.Counter = collections.Counter()
     decisions = []
@@ -312,7 +327,7 @@ def decide_chunk(
         for line in decision["lines"]:
             counts["lines"] += 1
             counts[line["outcome"]] += 1
-    return _encode(decisions, fmt), counts
+    return decisions, counts
 
 
 def _init_worker(policy, as_of, fmt, name) -> None:

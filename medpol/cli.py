@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,9 +259,10 @@ def _jsonl(stream, name: str) -> Iterator[object]:
 )
 @click.option(
     "--output-format",
-    type=click.Choice(["jsonl", "csv", "parquet"]),
+    type=click.Choice(["jsonl", "csv", "parquet", "fhir"]),
     default=None,
-    help="Decisions as JSON Lines, CSV or Parquet (default: from --out's extension, else jsonl).",
+    help="Decisions as JSON Lines, CSV, Parquet, or FHIR ClaimResponses as JSON Lines "
+    "(default: from --out's extension, else jsonl).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @click.option("--strict", is_flag=True, help="A fact name no policy declares is an error, not a warning.")
@@ -307,6 +309,7 @@ def eval_cmd(
         _explain(compiled, claims, day, out_path, why_not)
         return
     from medpol import batch
+    from medpol.fhir import FhirClaims
     from medpol.whynot import WithWhyNot
 
     fmt = output_format or (
@@ -318,6 +321,8 @@ def eval_cmd(
     )
     if "parquet" in (fmt, Path(claims).suffix[1:]) and not _has_pyarrow():
         raise click.UsageError("Parquet needs pyarrow: pip install 'medpol[parquet]'")
+    if fmt == "fhir" and _lacks("fhir.resources"):
+        _stop("FHIR needs the fhir extra (fhir.resources not installed): pip install 'medpol[fhir]'")
     jobs = jobs or batch.cores()
     show = not quiet and sys.stderr.isatty() and sys.stdout.isatty()
     if fmt == "parquet" and not out_path:
@@ -342,7 +347,8 @@ def eval_cmd(
                 chunks = batch.jsonl_chunks(stream, chunk_size)
             with _progress(show) as on_chunk:
                 totals = batch.decide_stream(
-                    WithWhyNot(compiled) if why_not else compiled,
+                    # A FHIR Claim, or facts as a QuestionnaireResponse, is read as the claim it maps to.
+                    FhirClaims(WithWhyNot(compiled) if why_not else compiled, to_fhir=fmt == "fhir"),
                     chunks,
                     out,
                     as_of=day,
@@ -360,9 +366,15 @@ def eval_cmd(
         _summary(totals)
 
 
-def _has_pyarrow() -> bool:
-    import importlib.util
+def _lacks(module: str) -> bool:
+    """Whether an optional module (an extra's) cannot be imported here."""
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):
+        return True
 
+
+def _has_pyarrow() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
@@ -451,12 +463,19 @@ def _summary(totals) -> None:
 
 def _explain(compiled, claims: str, day, out_path: str | None, why_not: bool = False) -> None:
     from medpol.explain import render
+    from medpol.fhir import FhirClaims, FhirError, FhirUnavailable
     from medpol.whynot import why_not as routes
 
     engine = compiled if hasattr(compiled, "policies") else compiled.interpreted()
+    fhir = FhirClaims(compiled)
     out = open(out_path, "wb") if out_path else None  # noqa: SIM115 - closed below
     try:
         for claim in _read_claims(claims):
+            if not isinstance(claim, _Unreadable):
+                try:
+                    claim = fhir.read(claim)
+                except (FhirError, FhirUnavailable) as err:
+                    claim = _Unreadable(str(err))
             if isinstance(claim, _Unreadable):
                 decision = {
                     "claim": None,
@@ -779,12 +798,15 @@ def _without_trace(decision: dict) -> dict:
 def _register() -> None:
     from medpol.cli_fmt import fmt_cmd
     from medpol.cli_lsp import lsp_cmd
+    from medpol.cli_serve import fhir_group, serve_cmd
     from medpol.cli_test import new_cmd, test_cmd
 
     main.add_command(fmt_cmd)
     main.add_command(lsp_cmd)
     main.add_command(test_cmd)
     main.add_command(new_cmd)
+    main.add_command(serve_cmd)
+    main.add_command(fhir_group)
 
 
 _register()
