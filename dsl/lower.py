@@ -177,7 +177,8 @@ class _Lower(Transformer):
         return ("description", tuple(children))
 
     def passage(self, meta, children):
-        return ir.Passage(unquote(children[0]), _span(meta))
+        # The quote's own span: the rule's line break after it is no part of what is quoted.
+        return ir.Passage(unquote(children[0]), _tok_span(children[0]))
 
     def prepared_by(self, meta, children):
         return ("prepared_by", unquote(children[0]))

@@ -392,7 +392,9 @@ class Analysis:
             fact = model.facts.get(occ.owner or "")
             if fact is None:
                 return None
-            return f"value `{name}` of fact `{fact.name}`: {fact.type.describe()}"
+            label = fact.type.label(name)
+            shown = f" ({label})" if label else ""
+            return f"value `{name}`{shown} of fact `{fact.name}`: {fact.type.describe()}"
         return None
 
     def _item_hover(self, occ: Occurrence) -> str:
@@ -811,7 +813,7 @@ def completions(
         fact = model.facts.get(found.group(1))
         ftype = model.fact_type(found.group(1))
         if ftype is not None and ftype.kind == "enum":
-            out = [Completion(v, VALUE, f"of {found.group(1)}") for v in ftype.values]
+            out = [Completion(v, VALUE, ftype.label(v) or f"of {found.group(1)}") for v in ftype.values]
             if re.search(r"\bis\s+\w*$", prefix):
                 out.append(Completion("not", "keyword"))
             return out

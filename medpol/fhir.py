@@ -141,12 +141,75 @@ def _policies(policy) -> list:
 
 
 def fact_types(policy) -> dict:
-    """Every fact a policy (or each policy of a library) declares: name -> FactType."""
+    """Every fact a policy (or each policy of a library) reads: name -> FactType. A policy
+    that reads another policy's criteria reads that policy's facts too, typed as it declares them."""
     found: dict = {}
     for p in _policies(policy):
         for name, fact in p.model.facts.items():
             found.setdefault(name, fact.type)
+        for fact, _owner in read_elsewhere(p):
+            found.setdefault(fact.name, fact.type)
     return found
+
+
+def _others(policy) -> dict:
+    """The policies beside `policy` in its library, by id (empty for a policy read alone)."""
+    library = getattr(getattr(policy, "engine", None), "library", None)
+    return dict(getattr(library, "policies", None) or {})
+
+
+def read_elsewhere(policy) -> list[tuple[Any, tuple[str, str]]]:
+    """The facts `policy` reads through other policies' criteria (`meets NAME of ID`) and does
+    not declare itself: (fact as the other policy declares it, ("ID:NAME", the criteria's title
+    and policy in words)), in the order the criteria read them, each fact once."""
+    from compiler.link import conditions
+    from dsl import ir
+
+    others = _others(policy)
+    own = policy.model.facts
+    found: dict[str, tuple[Any, tuple[str, str]]] = {}
+    seen: set[tuple[str, str]] = set()
+
+    def operands(operand):
+        if isinstance(operand, ir.FactRef):
+            yield operand.name
+        elif isinstance(operand, ir.Arith):
+            yield from operands(operand.left)
+            yield from operands(operand.right)
+
+    def visit(model, cond, where: tuple[str, str]) -> None:
+        for node in conditions(cond):
+            names: list[str] = []
+            if isinstance(node, (ir.Truth, ir.Is, ir.In)):
+                names = [node.name]
+            elif isinstance(node, ir.Compare):
+                names = [*operands(node.left), *operands(node.right)]
+            elif isinstance(node, ir.CriteriaOf):
+                read(node.policy, node.name)
+            for name in names:
+                if name in model.facts and name not in own:
+                    found.setdefault(name, (model.facts[name], where))
+                elif isinstance(node, ir.Truth) and name in model.criteria:
+                    read(model.policy.id, name)
+
+    def read(pid: str, name: str) -> None:
+        other = others.get(pid)
+        if other is None or (pid, name) in seen or name not in other.model.criteria:
+            return
+        seen.add((pid, name))
+        criteria = other.model.criteria[name]
+        where = f"{pid}:{name}", f"{criteria.title or name} ({other.model.policy.title})"
+        visit(other.model, criteria.condition, where)
+
+    for model_cond in _criteria_reads(policy.model):
+        read(model_cond.policy, model_cond.name)
+    return list(found.values())
+
+
+def _criteria_reads(model) -> list:
+    from compiler.link import references
+
+    return [ref for ref in references(model) if ref.kind == "criteria"]
 
 
 # ------------------------------------------------------------------ Questionnaire
@@ -194,7 +257,7 @@ def _item(fact, policy_id: str, base: str | None) -> dict:
         item["type"] = "choice"
         system = _value_system(policy_id, fact.name, base)
         item["answerOption"] = [
-            {"valueCoding": {"system": system, "code": value, "display": value.replace("_", " ")}}
+            {"valueCoding": {"system": system, "code": value, "display": ftype.label(value) or value.replace("_", " ")}}
             for value in ftype.values
         ]
     else:  # a HCPCS code, or text
@@ -221,6 +284,14 @@ def questionnaire(policy, base: str | None = None) -> dict:
         "the claim's fact of the same name (the item's linkId).",
         "item": [_item(fact, p.id, base) for fact in p.facts],
     }
+    # Facts read through another policy's criteria are asked here too, as that policy asks
+    # them: a claim for this policy is decided with them.
+    groups: dict[str, dict] = {}
+    for fact, (criteria, words) in read_elsewhere(policy):
+        if criteria not in groups:
+            groups[criteria] = {"linkId": f"criteria:{criteria}", "text": words, "type": "group", "item": []}
+            resource["item"].append(groups[criteria])
+        groups[criteria]["item"].append(_item(fact, p.id, base))
     if rev:
         resource["date"] = rev.dated.isoformat()
         resource["effectivePeriod"] = {"start": rev.effective.isoformat()}

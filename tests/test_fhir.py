@@ -26,6 +26,7 @@ from medpol.fhir import (  # noqa: E402
     fact_types,
     questionnaire,
     questionnaire_response,
+    read_elsewhere,
 )
 from medpol.library import load_library  # noqa: E402
 
@@ -61,14 +62,38 @@ def test_each_policy_has_a_questionnaire_asking_every_fact(path):
     Questionnaire.model_validate(resource)
     assert resource["version"] == policy.revision
     assert resource["url"] == f"urn:medpol:questionnaire:{policy.id}"
-    items = {item["linkId"]: item for item in resource["item"]}
-    assert set(items) == set(policy.model.facts)
+    top = [item for item in resource["item"] if item["type"] != "group"]
+    groups = [item for item in resource["item"] if item["type"] == "group"]
+    assert [item["linkId"] for item in top] == list(policy.model.facts)
+    asked = {item["linkId"]: item for item in top + [i for g in groups for i in g["item"]]}
+    # Facts read through another policy's criteria are asked too, grouped by those criteria.
+    assert set(asked) == set(policy.model.facts) | {fact.name for fact, _ in read_elsewhere(policy)}
+    for name, ftype in fact_types(policy).items():
+        item = asked[name]
+        assert item["type"] == TYPE_OF.get(ftype.kind, "string")
+        if ftype.kind == "enum":
+            assert [o["valueCoding"]["code"] for o in item["answerOption"]] == list(ftype.values)
+            words = [o["valueCoding"]["display"] for o in item["answerOption"]]
+            assert words == [ftype.label(v) or v.replace("_", " ") for v in ftype.values]
     for name, fact in policy.model.facts.items():
-        item = items[name]
-        assert item["text"].startswith(fact.question or name.replace("_", " "))
-        assert item["type"] == TYPE_OF.get(fact.type.kind, "string")
-        if fact.type.kind == "enum":
-            assert [o["valueCoding"]["code"] for o in item["answerOption"]] == list(fact.type.values)
+        assert asked[name]["text"].startswith(fact.question or name.replace("_", " "))
+
+
+def test_a_questionnaire_asks_what_another_policys_criteria_read():
+    seating = load_policy(POLICIES / "wheelchair-seating.policy")
+    bases = load_policy(POLICIES / "manual-wheelchair-bases.policy")
+    resource = questionnaire(seating)
+    [group] = [item for item in resource["item"] if item["type"] == "group"]
+    assert group["linkId"] == "criteria:manual-wheelchair-bases:basic_coverage"
+    assert group["text"].endswith("(Manual Wheelchair Bases)")
+    asked = {item["linkId"]: item["text"] for item in group["item"]}
+    fact = "mobility_limitation_impairs_mradls"
+    assert asked[fact] == bases.model.facts[fact].question
+    assert not set(asked) & set(seating.model.facts)
+    # The wheelchair's words are the policy's own.
+    [wheelchair] = [item for item in resource["item"] if item["linkId"] == "wheelchair"]
+    first = wheelchair["answerOption"][0]["valueCoding"]
+    assert first["display"] == "a manual wheelchair (other than a transport chair)"
 
 
 def test_the_questionnaire_command_writes_one(tmp_path):

@@ -225,6 +225,8 @@ async def test_hover_tells_a_fact_its_type_and_question(client: LanguageClient):
     await _open(client, PUMP)
     text = await _hover(client, PUMP, _find(PUMP, r"^\s+(all_setting) is relapsed_refractory"))
     assert "one of" in text and "In which setting is blinatumomab given for B-cell precursor ALL?" in text
+    text = await _hover(client, PUMP, _find(PUMP, r"^\s+all_setting is (mrd_remission)"))
+    assert "value `mrd_remission` (in first or second remission with minimal residual disease (MRD))" in text
 
 
 async def test_hover_tells_a_code_set_its_label_and_codes(client: LanguageClient):
@@ -380,6 +382,7 @@ async def test_completion_of_declared_values_and_keywords(client: LanguageClient
     labels = await _complete(client, uri, where.line, where.character)
     assert {"relapsed_refractory", "cd19_ph_negative", "not"} <= set(labels)
     assert labels["cd19_ph_negative"].kind == types.CompletionItemKind.Value
+    assert labels["cd19_ph_negative"].detail == "CD19 positive, Philadelphia chromosome-negative"  # the value's words
     await _change(client, uri, where.line, where.character, where.character, "relapsed_refractory")
     # A new line at the top level: the top-level keywords.
     lines = PUMP.read_text(encoding="utf-8").split("\n")
