@@ -54,7 +54,9 @@ def test_the_site_and_the_standalone_report_share_their_marks(site):
 def test_the_counts_are_one_line_of_what_changed(site):
     text = (site / DIFF).read_text()
     assert "What changed:</strong> 1 rule added, 1 rule changed" in text
-    assert "facts" not in re.search(r"What changed:.*?</p>", text).group(0)  # no zeros
+    summary = re.search(r"What changed:.*?</p>", text).group(0)
+    assert not re.search(r"\b0 ", summary) and "no " not in summary  # only what changed, no zeros
+    assert "precedence" not in summary and "criteria" not in summary
 
 
 def test_the_diff_page_shows_the_claim_lines_that_flip(site):
