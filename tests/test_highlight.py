@@ -89,3 +89,15 @@ def test_the_vscode_grammar_colours_the_words_the_lexer_does():
     assert re.compile(rules["code"]["match"]).fullmatch("C91.0")
     assert re.compile(rules["comment"]["match"]).match("# a comment")
     assert {p["include"] for p in grammar["patterns"]} == {f"#{name}" for name in rules}
+
+
+def test_every_word_of_the_grammar_is_coloured():
+    """The grammar is where a keyword is born: the lexer must know each of its words."""
+    import re
+
+    from medpol.highlight import CONSTANTS, KEYWORDS, TYPES, UNITS
+
+    grammar = re.sub(r"//.*", "", (ROOT / "dsl" / "policy.lark").read_text(encoding="utf-8"))
+    words = set(re.findall(r'"([A-Za-z_]+)"', grammar))
+    assert len(words) > 40
+    assert words - set(KEYWORDS) - set(TYPES) - set(CONSTANTS) - set(UNITS) == set()
