@@ -317,3 +317,18 @@ def not_(value):
     if value is False:
         return True
     return value
+
+
+def negate(value):
+    """Three-valued not of an item's value; an item not in effect (None) is left out, so
+    its negation holds."""
+    if value is True:
+        return False
+    if value is False or value is None:
+        return True
+    return value
+
+
+def missing_of(values: dict) -> frozenset:
+    """The names among `values` (fact name -> value read) whose value is missing."""
+    return frozenset(name for name, value in values.items() if value is None)

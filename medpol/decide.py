@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from compiler.interpret import TraceNode
+from compiler.load import policy_traceback
 from compiler.resolve import Model, in_members, resolve_targets
 from compiler.runtime import NOTHING, LineContext, period_start, shift
 from dsl import ir
@@ -164,7 +165,12 @@ class Engine:
             claim_facts, warnings = self.facts.read_claim_facts(claim.facts)
         except FactError as err:
             return self._claim_error(claim.id, err.field, err.message)
-        return self._decide(claim, claim_facts, warnings, as_of)
+        try:
+            return self._decide(claim, claim_facts, warnings, as_of)
+        except Exception as err:
+            # A failure inside generated code names the policy line it encodes.
+            policy_traceback(err)
+            raise
 
     def _claim_error(self, claim_id, field: str, message: str) -> dict:
         return {

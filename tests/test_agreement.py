@@ -1,21 +1,24 @@
-"""The compiled predicates agree with the reference interpreter on generated claims."""
+"""The compiled predicates agree with the reference interpreter on generated claims,
+under every policy of the library."""
 
 from __future__ import annotations
 
 import datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medpol.api import load_policy
-from tests.strategies import claims, glucose_claims
+from tests.strategies import claims, fact_strategy, glucose_claims, policy_claims
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_policy(ROOT / "policies" / "external-infusion-pump.policy")
 INTERPRETED = POLICY.interpreted()
 GLUCOSE = load_policy(ROOT / "policies" / "glucose-monitors.policy")
 GLUCOSE_INTERPRETED = GLUCOSE.interpreted()
+LIBRARY = sorted((ROOT / "policies").glob("*.policy"))
 
 
 def without_trace(decision: dict) -> dict:
@@ -59,3 +62,40 @@ def test_glucose_monitor_decisions_agree_and_units_add_up(claim):
                 assert line["allowed_units"] > 0 and line["denied_reasons"]
             else:  # nothing fits: the line is denied by the limit itself
                 assert line["outcome"] == "denied" and line["allowed_units"] == 0 and line["reasons"]
+
+
+@st.composite
+def library_claims(draw, model):
+    """A claim under any policy: its codes on dates around its revision and its items'
+    windows, with facts of its lines, the member's history of its codes, and modifiers."""
+    claim = draw(policy_claims(model))
+    codes = sorted(model.governed)
+    days = sorted({line["service_date"] for line in claim["lines"]})
+    for line in claim["lines"]:
+        if draw(st.integers(0, 2)) == 0:
+            line["modifiers"] = draw(st.lists(st.sampled_from(["RR", "NU", "KX", "GA", "KF"]), max_size=2))
+        if draw(st.integers(0, 3)) == 0:
+            line["facts"] = draw(fact_strategy(model, per_line=True))
+    claim["history"] = [
+        {
+            "hcpcs": draw(st.sampled_from(codes)),
+            "service_date": draw(st.sampled_from(days)),
+            "units": draw(st.sampled_from([1, 2, 6])),
+        }
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    claim["member"]["line_of_business"] = draw(st.sampled_from(["medicare", "commercial", "medicaid"]))
+    return claim
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=[p.stem for p in LIBRARY])
+def test_every_policy_decides_as_its_interpreter(path):
+    policy = load_policy(path)
+    interpreted = policy.interpreted()
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(claim=library_claims(policy.model), as_of=st.one_of(st.none(), st.just(datetime.date(2026, 1, 24))))
+    def agree(claim, as_of):
+        assert policy.decide(claim, as_of) == without_trace(interpreted.decide(claim, as_of))
+
+    agree()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import linecache
+import re
 import traceback
 from pathlib import Path
 
@@ -116,3 +117,47 @@ def test_show_python_prints_the_predicates(capsys):
     assert result.exit_code == 0
     assert "'J.blinatumomab'" in result.output
     assert "external-infusion-pump.policy:" in result.output
+
+
+def test_a_traceback_through_a_decision_names_the_policy_line(monkeypatch):
+    """A failure inside generated code, met while deciding a claim, is reported at the
+    policy line that code encodes (the line map kept beside the generated code)."""
+    policy = load_policy(POLICY)
+    facts = {
+        "home_parenteral_necessary": True,
+        "pump_necessary_for_safety": True,
+        "infusion_hours": "many",  # slipped past the fact reader, which would reject it
+    }
+    monkeypatch.setattr(policy.engine.facts, "read_claim_facts", lambda _raw: (dict(facts), []))
+    claim = {
+        "id": "c1",
+        "member": {"id": "m", "birth_date": "1970-01-01", "line_of_business": "commercial"},
+        "diagnoses": ["C91.00"],
+        "lines": [
+            {"seq": 1, "hcpcs": "E0781", "service_date": "2026-02-01"},
+            {"seq": 2, "hcpcs": "J9039", "service_date": "2026-02-01"},
+        ],
+        "facts": {},
+    }
+    with pytest.raises(TypeError) as info:
+        policy.decide(claim)
+    frames = traceback.extract_tb(info.value.__traceback__)
+    text = POLICY.read_text().splitlines()
+    line = next(i for i, t in enumerate(text, 1) if "infusion_hours >= 8 hours" in t)
+    last = frames[-1]
+    assert (last.filename, last.lineno) == (str(POLICY), line)
+    assert last.name == "item_criteria_set_1_prolonged_infusion"  # named after the item
+    assert last.line == text[line - 1].strip()  # the policy's own words, read from the file
+    assert not any(f.filename.startswith("<medpol generated") for f in frames)
+    # The frames that call into generated code name the policy lines of the calls.
+    assert any(f.filename == str(POLICY) and f.name.startswith("rule_") for f in frames)
+
+
+def test_generated_code_reads_rule_by_rule():
+    """Functions named after rules and items, facts by name, no loops used as jumps."""
+    source = load_policy(POLICY).python_source
+    assert "def rule_J_blinatumomab(x):" in source
+    assert "def item_J_blinatumomab_relapsed(x, F, hits):" in source
+    assert "cycle_number = F.get('cycle_number')" in source
+    assert "while True" not in source and "break" not in source
+    assert not re.search(r"\bv\d+\b|MISSING_\d", source)
