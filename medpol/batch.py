@@ -1,9 +1,11 @@
 """Decide large batches: stream claims in chunks, on every core, in input order.
 
 Memory is bounded by the chunk size and the number of chunks in flight, never by the
-file: chunks are read lazily, handed to worker processes that each hold the compiled
-policy, and written back in input order as soon as the next one is done, so the output
-is byte-identical whatever the number of jobs.
+file: chunks are read lazily and handed to worker processes that each hold the compiled
+policy. A worker decides, encodes and writes its chunk to a spool file of its own; the
+main process only orders them, copying each spool file to the output (in the kernel,
+with os.sendfile, where it can) as soon as it is the next one, so the output is
+byte-identical whatever the number of jobs.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import gc
 import io
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import orjson
+
+from medpol.contract import decode_claim
 
 # A worker's engine and settings, set once per process by _init_worker.
 _WORKER: dict = {}
@@ -282,27 +288,42 @@ def encode(decisions: list[dict], fmt: str = "jsonl"):
 
 
 def decide_chunk(
-    engine, policy_id: str, revision: str | None, first: int, items: list, name: str, as_of, fmt: str
+    engine,
+    policy_id: str,
+    revision: str | None,
+    first: int,
+    items: list,
+    name: str,
+    as_of,
+    fmt: str,
+    typed: bool = False,
 ) -> tuple[bytes, collections.Counter]:
     """Decide one chunk: raw JSON lines (or claims already read); never drops or reorders one."""
-    decisions, counts = decide_items(engine, policy_id, revision, first, items, name, as_of)
+    decisions, counts = decide_items(engine, policy_id, revision, first, items, name, as_of, typed)
     return encode(decisions, fmt), counts
 
 
 def decide_items(
-    engine, policy_id: str | None, revision: str | None, first: int, items: list, name: str, as_of
+    engine, policy_id: str | None, revision: str | None, first: int, items: list, name: str, as_of, typed=False
 ) -> tuple[list[dict], collections.Counter]:
     """The decisions of raw JSON lines (or claims already read), in order, and their counts:
-    a line that is not JSON gets an `error` decision naming it (`name:number`)."""
+    a line that is not JSON gets an `error` decision naming it (`name:number`).
+
+    With `typed`, a JSON line is first decoded as a claim in one pass (medpol.contract);
+    one the decoder does not accept is parsed and read in detail, as without it. Only for
+    an engine that decides a claim already read as it decides the JSON object.
+    """
     decide = engine.decide
+    decode = decode_claim if typed else None
     counts: collections.Counter = collections.Counter()
     decisions = []
     for offset, item in enumerate(items):
         if isinstance(item, bytes | str):
             if not item.strip():
                 continue  # a blank line holds no claim
+            claim = decode(item) if decode is not None else None
             try:
-                item = orjson.loads(item)
+                item = claim if claim is not None else orjson.loads(item)
             except orjson.JSONDecodeError as err:
                 unreadable = {"claim": None, "policy": policy_id, "revision": revision}
                 if policy_id is None:  # a library names policies line by line
@@ -330,14 +351,23 @@ def decide_items(
     return decisions, counts
 
 
-def _init_worker(policy, as_of, fmt, name) -> None:
-    _WORKER.update(engine=policy.engine, policy_id=policy.id, revision=policy.revision, as_of=as_of, fmt=fmt, name=name)
+def _init_worker(policy, as_of, fmt, name, typed) -> None:
+    _WORKER.update(engine=policy.engine, policy_id=policy.id, revision=policy.revision)
+    _WORKER.update(as_of=as_of, fmt=fmt, name=name, typed=typed)
 
 
-def _work(task: tuple[int, list]) -> tuple[bytes, collections.Counter]:
+def _work(task: tuple[int, list], spool: str | None) -> tuple[bytes | str, collections.Counter]:
+    """Decide and encode one chunk in a worker; write it to `spool` when given (the name of
+    a file of its own) and return that name rather than the bytes."""
     w = _WORKER
     first, items = task
-    return decide_chunk(w["engine"], w["policy_id"], w["revision"], first, items, w["name"], w["as_of"], w["fmt"])
+    engine, as_of, fmt = w["engine"], w["as_of"], w["fmt"]
+    data, counts = decide_chunk(engine, w["policy_id"], w["revision"], first, items, w["name"], as_of, fmt, w["typed"])
+    if spool is None:
+        return data, counts
+    with open(spool, "wb") as out:
+        out.write(data)
+    return spool, counts
 
 
 def decide_stream(
@@ -350,21 +380,26 @@ def decide_stream(
     fmt: str = "jsonl",
     name: str = "<stdin>",
     on_chunk=None,
+    typed: bool = False,
 ) -> collections.Counter:
-    """Decide every chunk and write the decisions in input order; return the counts."""
+    """Decide every chunk and write the decisions in input order; return the counts.
+
+    `typed`: decode JSON claims in one pass (see decide_items)."""
     from medpol.api import batch_collection
 
     with batch_collection():
-        return _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk)
+        return _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
 
 
-def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk) -> collections.Counter:
+def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed) -> collections.Counter:
     totals: collections.Counter = collections.Counter()
     if fmt == "csv":
         out.write(_encode_header())
     if jobs <= 1:
         for first, items in chunks:
-            data, counts = decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt)
+            data, counts = decide_chunk(
+                policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt, typed
+            )
             out.write(data)
             totals.update(counts)
             if on_chunk:
@@ -379,33 +414,77 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk) -> col
     # The main process decides one chunk of every `jobs` itself: on a machine with as many
     # cores as jobs, a process that only read and wrote would leave a core idle. Worker
     # chunks are queued ahead of the main process's own, so the workers never wait on it.
-    with ctx.Pool(jobs - 1, initializer=_init_worker, initargs=(policy, as_of, fmt, name)) as pool:
-        queue: collections.deque = collections.deque()
-        for number, task in enumerate(chunks):
-            if number % jobs == 0:
-                queue.append(("here", task))
-            else:
-                queue.append(("there", pool.apply_async(_work, (task,))))
-            # A bounded queue keeps memory flat whatever the file's size.
-            while len(queue) > jobs * 2:
-                _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk)
-        while queue:
-            _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk)
+    # Parquet rows go back to the main process, which holds the one Parquet writer; every
+    # other format is bytes, which a worker writes to a spool file of its own.
+    spool = None if fmt == "parquet" else tempfile.mkdtemp(prefix="medpol-eval-", dir=_spool_dir())
+    try:
+        with ctx.Pool(jobs - 1, initializer=_init_worker, initargs=(policy, as_of, fmt, name, typed)) as pool:
+            queue: collections.deque = collections.deque()
+            for number, task in enumerate(chunks):
+                if number % jobs == 0:
+                    queue.append(("here", task))
+                else:
+                    path = None if spool is None else os.path.join(spool, str(number))
+                    queue.append(("there", pool.apply_async(_work, (task, path))))
+                # A bounded queue keeps memory (and the spool) flat whatever the file's size.
+                while len(queue) > jobs * 2:
+                    _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk, typed)
+            while queue:
+                _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk, typed)
+    finally:
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
     return totals
 
 
-def _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk) -> None:
+def _spool_dir() -> str | None:
+    """Where workers write their chunks: memory-backed /dev/shm when there is one."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk, typed) -> None:
     """Decide (here) or collect (from a worker) the oldest chunk and write it."""
     where, job = queue.popleft()
     if where == "here":
         first, items = job
-        data, counts = decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt)
+        data, counts = decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt, typed)
+        out.write(data)
     else:
         data, counts = job.get()
-    out.write(data)
+        if isinstance(data, str):
+            _copy_spooled(data, out)
+        else:
+            out.write(data)
     totals.update(counts)
     if on_chunk:
         on_chunk(counts)
+
+
+def _copy_spooled(path: str, out) -> None:
+    """Append a worker's spool file to `out` and remove it: in the kernel when `out` is a
+    file descriptor (a file, a pipe), else through a buffer."""
+    with open(path, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        try:
+            fd = out.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        sent = 0
+        if fd is not None and size:
+            out.flush()
+            try:
+                while sent < size:
+                    step = os.sendfile(fd, src.fileno(), sent, size - sent)
+                    if step == 0:
+                        break
+                    sent += step
+            except OSError:
+                pass  # not a descriptor sendfile can write to: the rest goes through a buffer
+        if sent < size:
+            src.seek(sent)
+            shutil.copyfileobj(src, out, 1 << 20)
+    os.unlink(path)
 
 
 def _encode_header() -> bytes:

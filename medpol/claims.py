@@ -97,7 +97,12 @@ class ClaimError(Exception):
 
 
 def read_claim(obj: object) -> Claim:
-    """Validate and normalize one decoded JSON claim; raise ClaimError if it is unusable."""
+    """Validate and normalize one decoded JSON claim; raise ClaimError if it is unusable.
+
+    A Claim already read (medpol.contract.decode_claim reads one from JSON bytes) is returned as it is.
+    """
+    if obj.__class__ is Claim:
+        return obj  # type: ignore[return-value]
     if not isinstance(obj, dict):
         raise ClaimError("claim", f"expected an object, got {_describe(obj)}")
     claim_id = obj.get("id")
@@ -155,14 +160,13 @@ def read_claim(obj: object) -> Claim:
     for i, code in enumerate(given):
         if not isinstance(code, str):
             raise fail(f"diagnoses[{i}]", _expected("a string", code))
-        norm = code.strip().upper()
-        # isascii because str.upper() maps a few non-ASCII letters (ı, ſ) onto ASCII ones.
-        if not code.isascii() or _ICD10_AS_GIVEN.fullmatch(norm) is None:
+        norm = diagnosis(code)
+        if norm is None:
             raise fail(
                 f"diagnoses[{i}]",
                 f"{_show(code)} is not an ICD-10-CM code (expected a form like C91.02 or C9102)",
             )
-        diagnoses.append(norm.replace(".", ""))
+        diagnoses.append(norm)
 
     raw_lines = _required(obj, "lines", "lines", fail)
     if not isinstance(raw_lines, list):
@@ -226,6 +230,15 @@ def read_claim(obj: object) -> Claim:
         history=tuple(history),
         ignored_fields=tuple(ignored),
     )
+
+
+def diagnosis(code: str) -> str | None:
+    """The ICD-10-CM code as the contract spells it (uppercase, no dot), or None if `code` is not one."""
+    norm = code.strip().upper()
+    # isascii because str.upper() maps a few non-ASCII letters (ı, ſ) onto ASCII ones.
+    if not code.isascii() or _ICD10_AS_GIVEN.fullmatch(norm) is None:
+        return None
+    return norm.replace(".", "")
 
 
 def _read_line(raw: dict, i: int, seq: int) -> Line | LineError:

@@ -356,6 +356,9 @@ def eval_cmd(
                     fmt=fmt,
                     name=claims if claims != "-" else "<stdin>",
                     on_chunk=on_chunk,
+                    # Claims decoded in one pass are handed on already read: not to the FHIR
+                    # encoder or --why-not, which look at the JSON object itself.
+                    typed=fmt != "fhir" and not why_not,
                 )
     finally:
         if out_path:

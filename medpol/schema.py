@@ -3,8 +3,9 @@
 The schemas here are the one statement of the claim and decision shapes in JSON Schema:
 `medpol serve` publishes them in its OpenAPI document (`GET /openapi.json`), and
 docs/service.md shows them as `python -m medpol.schema` prints them (a test keeps the two
-the same). They describe what `read_claim` accepts and what a decision holds; the reader
-itself stays the judge of a claim (a claim that breaks the schema gets an `error`
+the same). They describe what `read_claim` accepts and what a decision holds: the claim's
+is generated from the Structs that decode claims (medpol.contract). The reader itself stays
+the judge of a claim (a claim that breaks the schema gets an `error`
 decision naming the field, not a refusal).
 """
 
@@ -13,77 +14,13 @@ from __future__ import annotations
 import json
 import sys
 
-DATE = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
-FACT_VALUE = {
-    "description": "true/false, a number, a date (YYYY-MM-DD, or `none` for no such event), a HCPCS code, "
-    "one of the fact's declared values, or null for an answer not known",
-    "type": ["boolean", "number", "string", "null"],
-}
-FACTS = {"type": "object", "additionalProperties": FACT_VALUE}
+from medpol.contract import claim_schema
 
-CLAIM = {
-    "title": "Claim",
-    "description": "One claim (docs/claims-contract.md, section 1). Unknown top-level fields are ignored.",
-    "type": "object",
-    "required": ["id", "member", "diagnoses", "lines"],
-    "properties": {
-        "id": {"type": "string", "description": "claim identifier, echoed in the decision"},
-        "member": {
-            "type": "object",
-            "required": ["id", "birth_date", "line_of_business"],
-            "properties": {
-                "id": {"type": "string"},
-                "birth_date": DATE,
-                "line_of_business": {"enum": ["commercial", "medicare", "medicaid"]},
-            },
-        },
-        "supplier": {
-            "type": "object",
-            "properties": {"licensed_in_state": {"type": "boolean", "default": True}},
-        },
-        "diagnoses": {
-            "type": "array",
-            "items": {"type": "string", "description": "ICD-10-CM, with or without the dot"},
-        },
-        "lines": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["seq", "hcpcs", "service_date"],
-                "properties": {
-                    "seq": {"type": "integer", "description": "line number, unique in the claim"},
-                    "hcpcs": {"type": "string", "description": "HCPCS Level II code"},
-                    "modifiers": {"type": "array", "items": {"type": "string"}},
-                    "service_date": DATE,
-                    "units": {"type": "number", "minimum": 0, "default": 1},
-                    "place_of_service": {"type": "string"},
-                    "facts": {**FACTS, "description": "facts about this line only; they override claim facts"},
-                },
-            },
-        },
-        "facts": {
-            "description": "clinical and documentation facts, or a FHIR QuestionnaireResponse answering the "
-            "policy's Questionnaire (medpol fhir questionnaire)",
-            "oneOf": [
-                FACTS,
-                {
-                    "type": "object",
-                    "required": ["resourceType"],
-                    "properties": {"resourceType": {"const": "QuestionnaireResponse"}},
-                },
-            ],
-        },
-        "history": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["hcpcs", "service_date", "units"],
-                "properties": {"hcpcs": {"type": "string"}, "service_date": DATE, "units": {"type": "number"}},
-            },
-        },
-    },
-}
+DATE = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+
+# The claim's schema is the one its decoder's Structs imply (medpol.contract); the
+# decision's is written here.
+CLAIM = claim_schema()
 
 REASON = {
     "type": "object",
