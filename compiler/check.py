@@ -142,7 +142,7 @@ class _Checker:
                         yield table.name, code, drug.window, drug
             for rule in self.policy.rules:
                 yield "", "", rule.window, rule
-                for clause in _clauses(rule.condition):
+                for clause in ir.clauses(rule.condition):
                     yield "", "", clause.window, clause
 
         seen: dict[tuple[str, str], list[ir.Window]] = {}
@@ -579,23 +579,12 @@ def _overlap(a: ir.Window, b: ir.Window) -> bool:
     return starts_before_b_ends and b_starts_before_a_ends
 
 
-def _clauses(cond) -> Iterator[ir.Clause]:
-    if isinstance(cond, ir.Clause):
-        yield cond
-        yield from _clauses(cond.condition)
-    elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-        for item in cond.items:
-            yield from _clauses(item)
-    elif isinstance(cond, ir.Not):
-        yield from _clauses(cond.item)
-
-
 def _all_passages(policy: ir.Policy) -> Iterator[ir.Passage]:
     for section in policy.sections:
         yield from _section_passages(section)
     for crit in policy.criteria:
         yield from crit.passages
-        for clause in _clauses(crit.condition):
+        for clause in ir.clauses(crit.condition):
             yield from clause.passages
     if policy.revision is not None:
         yield from policy.revision.description
@@ -606,7 +595,7 @@ def _section_passages(section: ir.Section) -> Iterator[ir.Passage]:
     yield from section.passages
     for rule in section.rules:
         yield from rule.passages
-        for clause in _clauses(rule.condition):
+        for clause in ir.clauses(rule.condition):
             yield from clause.passages
     for sub in section.sections:
         yield from _section_passages(sub)

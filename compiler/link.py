@@ -10,7 +10,6 @@ claim is decided.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
 
 import attrs
 
@@ -28,30 +27,18 @@ class Reference:
     span: ir.Span
 
 
-def conditions(cond) -> Iterator:
-    """Every condition in `cond`, itself included, outermost first."""
-    yield cond
-    if isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-        for item in cond.items:
-            yield from conditions(item)
-    elif isinstance(cond, ir.Not):
-        yield from conditions(cond.item)
-    elif isinstance(cond, ir.Clause):
-        yield from conditions(cond.condition)
-
-
 def references(model: Model) -> list[Reference]:
     """What a policy asks of other policies, in the order it is written."""
     found: list[Reference] = []
     for crit in model.criteria.values():
-        for cond in conditions(crit.condition):
+        for cond in ir.walk(crit.condition):
             if isinstance(cond, ir.CriteriaOf):
                 found.append(Reference("criteria", cond.policy, cond.name, crit.name, cond.span))
     for rule in model.policy.rules:
         if rule.refer_policy is not None:
             found.append(Reference("refer", rule.refer_policy, None, None, rule.refer_span))
         for top in rule.requires + (rule.condition,):
-            for cond in conditions(top):
+            for cond in ir.walk(top):
                 if isinstance(cond, ir.CriteriaOf):
                     found.append(Reference("criteria", cond.policy, cond.name, None, cond.span))
     return found
@@ -59,9 +46,7 @@ def references(model: Model) -> list[Reference]:
 
 def _local_criteria(model: Model, crit: ir.Criteria) -> set[str]:
     """The policy's own criteria that `crit` reads by name."""
-    return {
-        cond.name for cond in conditions(crit.condition) if isinstance(cond, ir.Truth) and cond.name in model.criteria
-    }
+    return {cond.name for cond in ir.walk(crit.condition) if isinstance(cond, ir.Truth) and cond.name in model.criteria}
 
 
 def link(models: list[Model], known_ids: frozenset[str] = frozenset()) -> list[Diagnostic]:

@@ -9,14 +9,8 @@ from dsl import ir
 
 def clauses(cond, owner: str):
     """Every clause inside a condition, with the id it is cited by."""
-    if isinstance(cond, ir.Clause):
-        yield f"{owner}.{cond.name}", cond
-        yield from clauses(cond.condition, owner)
-    elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-        for item in cond.items:
-            yield from clauses(item, owner)
-    elif isinstance(cond, ir.Not):
-        yield from clauses(cond.item, owner)
+    for clause in ir.clauses(cond):
+        yield f"{owner}.{clause.name}", clause
 
 
 def _text(passages, document: SourceDocument | None) -> str:

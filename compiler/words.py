@@ -4,11 +4,44 @@ from __future__ import annotations
 
 from dsl import ir
 
+# Every word a reader sees for a denial category or a decided line's outcome is said here,
+# so that a decision, its explanation, a report and the site say it the same way.
 CATEGORY_WORDS = {
     "not_reasonable_and_necessary": "not reasonable and necessary",
     "incorrect_coding": "incorrect coding",
     "not_covered": "not covered",
 }
+
+
+def category_words(category) -> str:
+    """A denial category as the policy says it: `not reasonable and necessary`."""
+    return CATEGORY_WORDS.get(category) or str(category).replace("_", " ")
+
+
+def outcome_words(line: dict) -> str:
+    """A decided line's outcome as a phrase: `denied as not covered`, `covered in part`, `pending`."""
+    outcome = line.get("outcome")
+    if outcome == "denied" and line.get("category"):
+        return "denied as " + category_words(line["category"])
+    if outcome == "covered" and line.get("denied_units"):
+        return "covered in part"
+    return str(outcome).replace("_", " ")
+
+
+def line_outcome_words(line: dict, needs: str = "needs") -> str:
+    """A decided line's outcome with what it turns on: `denied (not covered)`, `refer to X`,
+    `pending (needs a, b)` (`needs` names the facts still wanted), `error: message`."""
+    outcome = line.get("outcome", "absent")
+    text = outcome
+    if outcome == "denied" and line.get("category"):
+        text += f" ({category_words(line['category'])})"
+    elif outcome == "refer" and line.get("refer_to"):
+        text += f" to {line['refer_to']}"
+    elif outcome == "pending" and line.get("missing"):
+        text += f" ({needs} " + ", ".join(line["missing"]) + ")"
+    elif outcome == "error" and line.get("message"):
+        text += f": {line['message']}"
+    return text
 
 
 def targets(t: ir.Targets | None) -> str:

@@ -8,6 +8,7 @@ checker (compiler/check.py) reports problems, the IR only records what was writt
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 
 import attrs
 
@@ -418,6 +419,34 @@ Condition = (
     | CriteriaOf
     | Always
 )
+
+
+def children(cond) -> tuple:
+    """The conditions written directly inside `cond`: the items of `all of`, `any of` and
+    `at least N of`, what a `not` negates, a numbered item's condition. A leaf has none.
+
+    A `meets` of named criteria is a leaf here: its criteria are a separate part of the
+    policy, and a reader that follows them must look them up itself.
+    """
+    if isinstance(cond, (AllOf, AnyOf, AtLeast)):
+        return cond.items
+    if isinstance(cond, Not):
+        return (cond.item,)
+    if isinstance(cond, Clause):
+        return (cond.condition,)
+    return ()
+
+
+def walk(cond) -> Iterator:
+    """Every condition in `cond`, itself included, outermost first and in the order written."""
+    yield cond
+    for child in children(cond):
+        yield from walk(child)
+
+
+def clauses(cond) -> Iterator[Clause]:
+    """Every numbered item inside `cond`, outermost first and in the order written."""
+    return (c for c in walk(cond) if isinstance(c, Clause))
 
 
 # ---------------------------------------------------------------- rules

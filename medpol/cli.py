@@ -465,6 +465,7 @@ def _summary(totals) -> None:
 
 
 def _explain(compiled, claims: str, day, out_path: str | None, why_not: bool = False) -> None:
+    from medpol.errors import error_decision
     from medpol.explain import render
     from medpol.fhir import FhirClaims, FhirError, FhirUnavailable
     from medpol.whynot import why_not as routes
@@ -480,14 +481,7 @@ def _explain(compiled, claims: str, day, out_path: str | None, why_not: bool = F
                 except (FhirError, FhirUnavailable) as err:
                     claim = _Unreadable(str(err))
             if isinstance(claim, _Unreadable):
-                decision = {
-                    "claim": None,
-                    "policy": compiled.id,
-                    "revision": compiled.revision,
-                    "outcome": "error",
-                    "message": claim.message,
-                    "lines": [],
-                }
+                decision = error_decision(None, claim.message, under=(compiled.id, compiled.revision))
             else:
                 decision = engine.explain(claim, day) if engine is compiled else engine.decide(claim, day)
                 if why_not:
@@ -636,7 +630,8 @@ def _names_folder(ref: str) -> bool:
 
 
 def _policy_diff(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str) -> str:
-    from compiler.diff import diff_policies, impact
+    from compiler.diff import diff_policies
+    from medpol.impact import impact
     from medpol.report import render_html, render_markdown, to_json
 
     old, new = _load(ref_a, doing="no diff was made"), _load(ref_b, doing="no diff was made")
@@ -655,7 +650,8 @@ def _policy_diff(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: st
 
 
 def _library_diff(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str) -> str:
-    from compiler.diff import diff_libraries, library_impact
+    from compiler.diff import diff_libraries
+    from medpol.impact import library_impact
     from medpol.report import Side, library_to_json, render_library_html, render_library_markdown
 
     old, new = _library_version(ref_a), _library_version(ref_b)

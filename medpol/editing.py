@@ -72,7 +72,7 @@ KEYWORDS_CONDITION = (
     "units",
 )
 TYPES = ("bool", "int", "number", "date", "date or none", "code", "one of")
-CATEGORIES = ("not reasonable and necessary", "incorrect coding", "not covered")
+CATEGORIES = tuple(words.CATEGORY_WORDS.values())
 
 
 @attrs.frozen
@@ -402,7 +402,7 @@ class Analysis:
         for owner, condition in [(f"criteria `{c.name}`", c.condition) for c in self.policy.criteria] + [
             (f"rule `{r.id}`", r.condition) for r in self.policy.rules
         ]:
-            for clause in _clause_nodes(condition):
+            for clause in ir.clauses(condition):
                 if clause.name == occ.name and clause.span.line == occ.line + 1:
                     text = f"**item {clause.label}** `{clause.name}` of {owner}, cited on its own in decisions"
                     window = words.window_words(clause.window)
@@ -439,17 +439,6 @@ def _first_id(tree: Tree | None) -> str:
     if tree is None:
         return "?"
     return next((str(t) for t in tree.children if isinstance(t, Token) and t.type in ("ID", "SECTION_ID")), "?")
-
-
-def _clause_nodes(cond) -> Iterator[ir.Clause]:
-    if isinstance(cond, ir.Clause):
-        yield cond
-        yield from _clause_nodes(cond.condition)
-    elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-        for item in cond.items:
-            yield from _clause_nodes(item)
-    elif isinstance(cond, ir.Not):
-        yield from _clause_nodes(cond.item)
 
 
 def _sections(sections: Iterable[ir.Section]) -> Iterator[ir.Section]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from compiler.interpret import TraceNode
-from compiler.words import CATEGORY_WORDS
+from compiler.words import line_outcome_words
 from medpol.whynot import describe_route
 
 MARKS = {True: "✓", False: "✗"}
@@ -91,15 +91,7 @@ def render(decision: dict, policy, as_of=None) -> str:
             model = library[line["policy"]].model if line.get("policy") in library else None
             rules = {rule.id: rule for rule in model.rules} if model is not None else {}
         outcome = line["outcome"]
-        words = outcome
-        if outcome == "denied":
-            words += f" ({CATEGORY_WORDS.get(line.get('category'), line.get('category'))})"
-        elif outcome == "refer":
-            words += f" to {line.get('refer_to')}"
-        elif outcome == "pending":
-            words += " (needs " + ", ".join(line.get("missing", [])) + ")"
-        elif outcome == "error":
-            words += f": {line.get('message')}"
+        words = line_outcome_words(line)
         out.append("")
         out.append(f"line {line['seq']} {line.get('hcpcs')}: {words}")
         if library is not None and line.get("policy"):

@@ -29,6 +29,9 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from compiler.words import outcome_words
+from medpol.errors import error_decision
+
 FHIR_VERSION = "4.3.0"  # R4B
 SDC_PROFILE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"
 UNIT_EXTENSION = "http://hl7.org/fhir/StructureDefinition/questionnaire-unit"
@@ -624,15 +627,6 @@ def carc(line: dict) -> tuple[str, str] | None:
     return CARC_CODES.get(outcome)
 
 
-def _outcome_words(line: dict) -> str:
-    outcome = line.get("outcome")
-    if outcome == "denied" and line.get("category"):
-        return "denied as " + str(line["category"]).replace("_", " ")
-    if outcome == "covered" and line.get("denied_units"):
-        return "covered in part"
-    return str(outcome).replace("_", " ")
-
-
 def claim_response(decision: dict, request: dict | None = None, created: str | None = None) -> dict:
     """A decision as a FHIR ClaimResponse (validated): one item per line, one adjudication each."""
     request = request or decision.get("_fhir") or {}
@@ -645,7 +639,7 @@ def claim_response(decision: dict, request: dict | None = None, created: str | N
     items = []
     counts: dict[str, int] = {}
     for line in decision.get("lines", ()):
-        words = _outcome_words(line)
+        words = outcome_words(line)
         counts[words] = counts.get(words, 0) + 1
         seq = line.get("seq")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
@@ -777,8 +771,5 @@ class FhirClaims:
         field = getattr(err, "field", "resourceType")
         message = getattr(err, "message", str(err))
         claim_id = claim.get("id") if type(claim) is dict and isinstance(claim.get("id"), str) else None
-        out: dict[str, Any] = {"claim": claim_id}
-        if self.id is not None:
-            out.update(policy=self.id, revision=self.revision)
-        out.update(outcome="error", field=field, message=f"{field}: {message}", lines=[])
-        return out
+        under = (self.id, self.revision) if self.id is not None else None
+        return error_decision(claim_id, message, field=field, under=under)

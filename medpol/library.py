@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from compiler.link import link, references
+from compiler.words import outcome_words
 from dsl.diagnostics import Diagnostic, PolicyError
 from medpol.claims import ClaimError, LineError, read_claim
+from medpol.errors import error_decision
 
 # Outcomes from the most restrictive to the least: a referral out of the library first,
 # then denials (by category, as a policy's default precedence orders them), a line paid
@@ -44,11 +46,6 @@ LIBRARY_PRECEDENCE = (
     "pending",
     "covered",
 )
-_CATEGORY_WORDS = {
-    "not_covered": "not covered",
-    "incorrect_coding": "incorrect coding",
-    "not_reasonable_and_necessary": "not reasonable and necessary",
-}
 _HEADER = re.compile(r"^policy\s+([a-z][a-z0-9]*(?:-[a-z0-9]+)*)\b", re.MULTILINE)
 
 
@@ -60,15 +57,6 @@ def policy_id_of(path: str | os.PathLike) -> str | None:
         return None
     found = _HEADER.search(text)
     return found.group(1) if found else None
-
-
-def _words(line: dict) -> str:
-    outcome = line["outcome"]
-    if outcome == "denied":
-        return "denied as " + _CATEGORY_WORDS.get(line.get("category"), str(line.get("category")))
-    if outcome == "covered" and line.get("denied_units"):
-        return "covered in part"
-    return outcome
 
 
 class Library:
@@ -156,13 +144,7 @@ class Library:
             claim_id = err.claim_id
             if claim_id is None and isinstance(raw, dict) and isinstance(raw.get("id"), str):
                 claim_id = raw["id"]
-            return {
-                "claim": claim_id,
-                "outcome": "error",
-                "field": err.field,
-                "message": f"{err.field}: {err.message}",
-                "lines": [],
-            }
+            return error_decision(claim_id, err.message, field=err.field)
         index = self.index
         deciding: list = []
         for line in claim.lines:
@@ -253,7 +235,7 @@ class Library:
         for policy, verdict, path in verdicts:
             if policy.id not in by_policy or path:
                 by_policy[policy.id] = (policy, verdict, path)
-        ranked = sorted(by_policy.values(), key=lambda v: self._rank.get(_words(v[1]), len(self._rank)))
+        ranked = sorted(by_policy.values(), key=lambda v: self._rank.get(outcome_words(v[1]), len(self._rank)))
         policy, verdict, path = ranked[0]
         out = dict(verdict)
         out.update(policy=policy.id, revision=policy.revision)

@@ -628,28 +628,20 @@ class Checklist:
 
 def _windows(cond) -> list[tuple[str, str]]:
     """The numbered items of a condition that carry an effective window: (`Item 3`, words)."""
-    out: list[tuple[str, str]] = []
-    if isinstance(cond, ir.Clause):
-        if not cond.window.always:
-            out.append((f"Item {cond.label}", words.window_words(cond.window)))
-        out.extend(_windows(cond.condition))
-    elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-        for item in cond.items:
-            out.extend(_windows(item))
-    elif isinstance(cond, ir.Not):
-        out.extend(_windows(cond.item))
-    return out
+    return [
+        (f"Item {clause.label}", words.window_words(clause.window))
+        for clause in ir.clauses(cond)
+        if not clause.window.always
+    ]
 
 
 def _positive_diagnoses(cond) -> list[ir.DiagnosisIn]:
     """The diagnosis tests of a condition that accept a diagnosis (not those under a `not`)."""
     if isinstance(cond, ir.DiagnosisIn):
         return [cond]
-    if isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-        return [found for item in cond.items for found in _positive_diagnoses(item)]
-    if isinstance(cond, ir.Clause):
-        return _positive_diagnoses(cond.condition)
-    return []
+    if isinstance(cond, ir.Not):
+        return []  # a diagnosis named under `not` is one the rule refuses
+    return [found for child in ir.children(cond) for found in _positive_diagnoses(child)]
 
 
 def _lower(text: str) -> str:

@@ -49,7 +49,7 @@ import yaml
 
 from compiler.interpret import InterpretedPredicates, TraceNode, rule_condition
 from compiler.resolve import normalize_icd
-from compiler.words import CATEGORY_WORDS, describe, limit_words, window_words
+from compiler.words import CATEGORY_WORDS, category_words, describe, limit_words, window_words
 from dsl import ir
 from dsl.diagnostics import PolicyError
 
@@ -98,7 +98,7 @@ class LineExpectation:
         if self.allowed_units is not None or self.denied_units is not None:
             return f"{self.outcome.replace('_', ' ')} ({_units_words(self.allowed_units, self.denied_units)})"
         if self.outcome == "denied" and self.category:
-            return f"denied ({CATEGORY_WORDS[self.category]})"
+            return f"denied ({category_words(self.category)})"
         if self.outcome == "refer" and self.refer_to:
             return f"refer to {self.refer_to}"
         if self.outcome == "pending" and self.missing is not None:
@@ -441,7 +441,7 @@ def line_words(line: dict) -> str:
         return f"covered ({_units_words(line['allowed_units'], line['denied_units'])})"
     if outcome == "denied":
         category = line.get("category")
-        return f"denied ({CATEGORY_WORDS.get(category, category)})"
+        return f"denied ({category_words(category)})"
     if outcome == "refer":
         return f"refer to {line.get('refer_to')}"
     if outcome == "pending":

@@ -10,7 +10,8 @@ import attrs
 import jinja2
 from jinja2 import PackageLoader, StrictUndefined, select_autoescape
 
-from compiler.diff import Impact, LibraryDiff, LibraryImpact, PolicyDiff
+from compiler.diff import LibraryDiff, PolicyDiff
+from medpol.impact import Impact, LibraryImpact
 
 SCHEMA = "medpol.diff/1"
 LIBRARY_SCHEMA = "medpol.library-diff/1"

@@ -63,7 +63,7 @@ def _env(templates: Path) -> jinja2.Environment:
     env.filters["condition"] = condition_md
     env.filters["window"] = words.window_words
     env.filters["decision"] = words.decision
-    env.filters["category"] = lambda c: words.CATEGORY_WORDS.get(c, c or "")
+    env.filters["category"] = lambda c: words.category_words(c) if c else ""
     return env
 
 
@@ -264,7 +264,8 @@ def collect(
     so a policy added to the folder is published without further ado. A policy is a draft
     when its revision takes effect after `today` or its file has uncommitted changes.
     """
-    from compiler.diff import diff_policies, impact
+    from compiler.diff import diff_policies
+    from medpol.impact import impact
     from medpol.library import load_library
     from medpol.report import to_json
     from medpol.revisions import RefError, history, resolve
@@ -384,18 +385,11 @@ def _code_index(pages: list[PolicyPages]) -> tuple[list, list]:
 
 
 def _mentions_dx(rule: ir.Rule, name: str) -> bool:
-    def walk(cond) -> bool:
-        if isinstance(cond, ir.DiagnosisIn):
-            return any(r.name == name for r in cond.sets)
-        if isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-            return any(walk(i) for i in cond.items)
-        if isinstance(cond, ir.Not):
-            return walk(cond.item)
-        if isinstance(cond, ir.Clause):
-            return walk(cond.condition)
-        return False
-
-    return any(walk(c) for c in rule.requires + (rule.condition,))
+    return any(
+        isinstance(cond, ir.DiagnosisIn) and any(r.name == name for r in cond.sets)
+        for top in rule.requires + (rule.condition,)
+        for cond in ir.walk(top)
+    )
 
 
 def render_pages(pages: list[PolicyPages], docs: Path, site: Path = SITE) -> list[tuple[str, str]]:

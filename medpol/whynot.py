@@ -52,12 +52,12 @@ import itertools
 import math
 from typing import Any
 
-from compiler import runtime
+from compiler import logic, runtime
 from compiler.interpret import ABSENT, Interpreter, rule_condition
 from compiler.resolve import Model, coerce_value, in_members, resolve_targets
 from compiler.runtime import NO_EVENT, NOTHING, LineContext, Lookback
 from compiler.types import shift_unit
-from compiler.words import describe, limit_words, targets
+from compiler.words import category_words, describe, limit_words, targets
 from dsl import ir
 from medpol.claims import Claim, ClaimError, Line, read_claim
 from medpol.decide import in_effect
@@ -381,7 +381,7 @@ def _needs(atom) -> str:
     if isinstance(cond, ir.LineOutcome):
         text = f"needs {no}line of {targets(cond.codes)} {cond.outcome}"
         if cond.category:
-            text += " as " + cond.category.replace("_", " ")
+            text += " as " + category_words(cond.category)
         return text + (f" by {cond.by.name}" if cond.by is not None else "")
     if isinstance(cond, ir.DrugIn):
         return f"needs a drug {'not ' if negated else ''}in {targets(cond.codes)}"
@@ -654,7 +654,7 @@ class _LineSearch:
             return False  # a date moved out of the calendar, or values that do not compare
         if value is ABSENT:
             value = True
-        return runtime.not_(value) if atom.negated else value
+        return logic.not_(value) if atom.negated else value
 
     def holds(self, cond, model: Model, view, assign: dict):
         ctx = self.context(view, model, assign)
@@ -1016,7 +1016,7 @@ class _LineSearch:
             return []
         # A limit's condition matters only past the limit, which the engine counts first:
         # an undecided limit is a blocker only after the denials and referrals.
-        undecided = [e for e in entries if value(e) is not True and value(e) is not False]
+        undecided = [e for e in entries if logic.is_unknown(value(e))]
         return sorted(undecided, key=lambda e: e.kind == "limit")
 
     def _probe(self, decided: dict, cand: dict, view, guards, cleared, depth: int, out: list) -> None:

@@ -11,9 +11,10 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from compiler.diff import diff_policies, impact
+from compiler.diff import diff_policies
 from medpol import report
 from medpol.api import CompiledPolicy, compile_text
+from medpol.impact import impact
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "external-infusion-pump.policy"

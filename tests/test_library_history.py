@@ -11,10 +11,11 @@ import git
 import pytest
 from click.testing import CliRunner
 
-from compiler.diff import diff_libraries, library_impact
+from compiler.diff import diff_libraries
 from dsl.diagnostics import PolicyError
 from medpol import report
 from medpol.cli import main
+from medpol.impact import library_impact
 from medpol.revisions import RefError, library_history, load_library_version
 
 CANES_1 = """\
