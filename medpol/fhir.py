@@ -165,7 +165,6 @@ def read_elsewhere(policy) -> list[tuple[Any, tuple[str, str]]]:
     """The facts `policy` reads through other policies' criteria (`meets NAME of ID`) and does
     not declare itself: (fact as the other policy declares it, ("ID:NAME", the criteria's title
     and policy in words)), in the order the criteria read them, each fact once."""
-    from compiler.link import conditions
     from dsl import ir
 
     others = _others(policy)
@@ -181,7 +180,7 @@ def read_elsewhere(policy) -> list[tuple[Any, tuple[str, str]]]:
             yield from operands(operand.right)
 
     def visit(model, cond, where: tuple[str, str]) -> None:
-        for node in conditions(cond):
+        for node in ir.walk(cond):
             names: list[str] = []
             if isinstance(node, (ir.Truth, ir.Is, ir.In)):
                 names = [node.name]
