@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from compiler import runtime
+from compiler import logic, runtime
 from compiler.resolve import Model, coerce_value, resolve_targets
 from compiler.types import shift_unit
 from compiler.words import describe, window_words
@@ -87,7 +87,7 @@ class Interpreter:
             return self._group(cond, ctx, owner, node)
         if isinstance(cond, ir.Not):
             value = self._sub(cond.item, ctx, owner, node)
-            return True if value is ABSENT else runtime.not_(value)
+            return True if value is ABSENT else logic.not_(value)
         if isinstance(cond, ir.Clause):
             clause_id = f"{owner}.{cond.name}"
             if node is not None:
@@ -199,23 +199,10 @@ class Interpreter:
             if isinstance(cond, ir.AnyOf) and value is True:
                 break
         if isinstance(cond, ir.AllOf):
-            return runtime.all_of(values)
+            return logic.all_of(values)
         if isinstance(cond, ir.AnyOf):
-            missing: set[str] = set()
-            for v in values:
-                if v is True:
-                    return True
-                if v is not False:
-                    missing.update(v)
-            return frozenset(missing) if missing else False
-        # at least N of
-        held = sum(1 for v in values if v is True)
-        unknown = [v for v in values if v is not True and v is not False]
-        if held >= cond.count:
-            return True
-        if held + len(unknown) < cond.count:
-            return False
-        return frozenset().union(*unknown)
+            return logic.any_of(values)
+        return logic.at_least(cond.count, values)
 
     def _value(self, operand, other, ctx, node, missing: set[str]):
         """An operand's value; a fact the claim lacks is added to `missing` (the value is then None)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 
+from compiler.logic import all_of, not_  # noqa: F401 - generated code reads them from here
 from compiler.resolve import DiagnosisSet, Members, in_members
 
 Truth = "bool | frozenset[str]"
@@ -298,25 +299,6 @@ def criteria_of(ctx: LineContext, policy: str, name: str):
     if ask is None:
         return frozenset((f"{policy}.{name}",))
     return ask(policy, name, ctx)
-
-
-def all_of(values):
-    """Three-valued and: False wins, then unknown (with every missing name), then True."""
-    missing: set[str] = set()
-    for v in values:
-        if v is False:
-            return False
-        if v is not True:
-            missing.update(v)
-    return frozenset(missing) if missing else True
-
-
-def not_(value):
-    if value is True:
-        return False
-    if value is False:
-        return True
-    return value
 
 
 def negate(value):
