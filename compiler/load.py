@@ -34,6 +34,20 @@ def load(source: str, data: dict[str, object], path: str) -> dict:
     return namespace["PREDICATES"]
 
 
+def load_function(source: str, data: dict[str, object], path: str, name: str, line_map: dict[int, int]):
+    """Execute the source of one generated function (a compiled decision, compiler.decision)
+    with its data bound, and return the function; its line map names the policy lines."""
+    filename = filename_for(path, source)
+    code = compile(source, filename, "exec")
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    namespace: dict[str, object] = {"__name__": f"medpol_generated_{hashlib.sha1(path.encode()).hexdigest()[:8]}"}
+    namespace.update(data)
+    namespace["LINE_MAP"] = line_map
+    namespace["__medpol_policy__"] = path
+    exec(code, namespace)  # noqa: S102 - our own generated code; policy literals arrive via repr() or as data
+    return namespace[name]
+
+
 def policy_traceback(exc: BaseException) -> BaseException:
     """`exc` with each frame of generated code in its traceback replaced by one at the
     policy line that code encodes (`external-infusion-pump.policy`, line 516, in the

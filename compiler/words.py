@@ -222,3 +222,11 @@ def decision(rule: ir.Rule) -> str:
             f"{targets(rule.dependents)} follow the {rule.base_noun} else {rule.owned_fact}"
         )
     return rule.kind
+
+
+# The outcome a rule of each kind gives the line it decides (a limit denies what exceeds it).
+OUTCOMES = {"cover": "covered", "deny": "denied", "refer": "refer", "limit": "denied", "otherwise": "denied"}
+
+
+def outcome_of_kind(kind: str) -> str:
+    return OUTCOMES[kind]

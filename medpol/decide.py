@@ -15,16 +15,16 @@ import datetime
 import math
 from typing import Any
 
+from compiler.decision import DecisionGenerator, function_name
 from compiler.interpret import TraceNode
-from compiler.load import policy_traceback
+from compiler.load import load_function, policy_traceback
+from compiler.plan import UNKNOWN_SERVED, Kind, Planner, in_effect, rule_key
 from compiler.resolve import Model, in_members, resolve_targets
 from compiler.runtime import NOTHING, LineContext, period_start, shift
 from dsl import ir
 from medpol.claims import Claim, ClaimError, Line, LineError, read_claim
 from medpol.facts import FactError, FactReader
 from medpol.failed import FailedCriteria
-
-UNKNOWN_SERVED = "?"  # a base line whose served item the claim does not say
 
 
 class _Prepared:
@@ -73,79 +73,51 @@ class Engine:
         self.dependents = model.dependents
         self.served_fact = follow.served_fact if follow else None
         self.owned_fact = follow.owned_fact if follow else None
-        # Whether a rule can reach a base line through the item it serves. A rule that
-        # also names other dependents speaks of the lines it names, not of the base.
-        self.by_served = {rule.id: _by_served(model.targets.get(rule.id, {}), model) for rule in model.rules}
+        self.planner = Planner(model)
+        self._plans: dict[Kind, tuple] = {}
+        # The compiled decision of each kind of line met so far (compiler.decision), made
+        # when a line of that kind is first decided.
+        self._decisions: dict[Kind, Any] = {}
+        self._generator: DecisionGenerator | None = None
         self.amounts = {
             rule.id: predicates[("amount", rule.id)]
             for rule in model.rules
             if rule.kind == "limit" and not isinstance(rule.limit.amount, (int, float))
         }
-        # `all lines except ...`: the codes each such rule leaves alone.
-        self.all_but = {
-            rule.id: resolve_targets(
-                ir.Targets(rule.targets.exclude),
-                model.code_sets,
-                model.drug_tables,
-                model.drugs,
-                model.drug_codes,
-                lambda ref: None,
-            )
-            for rule in model.rules
-            if rule.targets.all_lines and rule.targets.exclude
-        }
         # Codes whose lines' outcomes a condition reads (`E0791 is covered`): decided first.
         self.reads = _outcome_reads(model)
-        self._plans: dict[tuple, list] = {}
         # The library this policy is decided in, which answers `meets CRITERIA of POLICY`.
         self.library = None
 
-    def plan(self, code: str, subject: str, base: bool, dependent: bool, virtual: bool) -> list:
-        """The rules that can decide such a line, in precedence order, with the windows to test.
-
-        Which rules name a code does not change from claim to claim, so this is worked
-        out once per kind of line; only the effective windows are tested per line.
-        """
-        key = (code, subject, base, dependent, virtual)
-        plan = self._plans.get(key)
-        if plan is not None:
-            return plan
-        plan = []
-        for rule in self.rules:
-            kind = rule.kind
-            windows: list = [] if rule.window.always else [rule.window]
-            if kind == "follow":
-                if dependent:
-                    plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
-                continue
-            if kind == "otherwise":
-                plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
-                continue
-            members = self.targets[rule.id]
-            if rule.targets.all_lines:
-                if virtual or code in self.all_but.get(rule.id, ()):
-                    continue
-                plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
-                continue
-            own = code in members
-            via_served = (
-                base
-                and kind != "limit"
-                and self.by_served[rule.id]
-                and (subject == UNKNOWN_SERVED or subject in members)
-            )
-            if own:
-                if members[code] is not None:
-                    windows.append(members[code])
-                plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
-            elif via_served and subject == UNKNOWN_SERVED:
-                plan.append((rule, "unknown-served", windows or None, None))
-            elif via_served:
-                if members[subject] is not None:
-                    windows.append(members[subject])
-                plan.append((rule, kind, windows or None, self.predicates.get(rule.id)))
-        self._plans[key] = plan
+    def plan(self, kind: Kind) -> tuple:
+        """The rules that can decide a line of this kind, in precedence order (compiler.plan)."""
+        plan = self._plans.get(kind)
+        if plan is None:
+            plan = self._plans[kind] = self.planner.plan(kind)
         return plan
+
+    def decision(self, kind: Kind):
+        """The compiled decision of a line of this kind: `fn(run, p, ctx, day) -> dict`."""
+        fn = self._decisions.get(kind)
+        if fn is None:
+            fn = self._decisions[kind] = self._compile(kind)
+        return fn
+
+    def decision_source(self, kind: Kind) -> str:
+        """The Python source of a kind of line's compiled decision, as a reviewer reads it."""
+        return self._generate(kind)[0]
+
+    def _generate(self, kind: Kind):
+        if self._generator is None:
+            served_fact = self.follow.served_fact if self.follow is not None else None
+            self._generator = DecisionGenerator(self.model.policy, served_fact, self.reasons, self.predicates)
+        return self._generator.function(kind, self.plan(kind))
+
+    def _compile(self, kind: Kind):
+        source, lines = self._generate(kind)
+        data = dict(self._generator.data)
+        data["FAILED"] = self.failed
+        return load_function(source, data, self.model.policy.path, function_name(kind), dict(lines))
 
     # ------------------------------------------------------------ claims
 
@@ -447,13 +419,16 @@ class _ClaimRun:
         ctx.owned = virtual is not None
         day = day or p.day
         code = virtual if virtual is not None else p.code
+        line_kind = Kind(code, subject, base, dependent, virtual is not None)
+        if e.tracer is None:
+            return e.decision(line_kind)(self, p, ctx, day)
         unknown: list[tuple[tuple, frozenset]] = []
         partial: tuple | None = None  # (allowed units, limit rule) of the smallest allowance so far
         tried_covers: list[str] = []
         not_yet: list[tuple[ir.Rule, list]] = []  # coverage rules not in effect on the day
         own_covers: list[tuple[str, list]] = []
-        trace: list | None = [] if e.tracer is not None else None
-        for rule, kind, windows, predicate in e.plan(code, subject, base, dependent, virtual is not None):
+        trace: list = []  # the compiled decision does not trace: only the interpreter's walk does
+        for rule, kind, windows in e.plan(line_kind):
             if windows is not None and not all(in_effect(w, day) for w in windows):
                 if kind == "cover":
                     not_yet.append((rule, windows))
@@ -465,8 +440,7 @@ class _ClaimRun:
                     continue
                 return self._settle(decided, unknown, trace)
             if kind == "otherwise":
-                if trace is not None:
-                    trace.append((rule.id, True, None))
+                trace.append((rule.id, True, None))
                 decided = {
                     "outcome": "denied",
                     "category": rule.category,
@@ -480,22 +454,20 @@ class _ClaimRun:
                 )
             if kind == "unknown-served":
                 # The rule decides the base by the item it serves, and the claim does not say which.
-                unknown.append((_rule_key(rule), frozenset((e.served_fact,))))
+                unknown.append((rule_key(rule), frozenset((e.served_fact,))))
                 continue
             if kind == "limit":
                 # Count first: the limit's condition matters only for a line past the limit,
                 # so the facts it reads are asked for only then.
                 allowed, counted = self._allowance(rule, p, ctx)
                 if allowed is None:
-                    if trace is not None:
-                        trace.append((rule.id, False, None, counted))
+                    trace.append((rule.id, False, None, counted))
                     continue
                 if isinstance(allowed, frozenset):
-                    unknown.append((_rule_key(rule), allowed))
+                    unknown.append((rule_key(rule), allowed))
                     continue
-                value = predicate(ctx) if trace is None else self._value(rule, p, ctx, trace)
-                if trace is not None:
-                    trace[-1] = (rule.id, value, trace[-1][2], counted)
+                value = self._value(rule, p, ctx, trace)
+                trace[-1] = (rule.id, value, trace[-1][2], counted)
                 if value is True and rule.limit.excess and allowed > 0:
                     # Only the excess is denied: the line goes on to be decided for the rest.
                     if partial is None or allowed < partial[0]:
@@ -507,13 +479,9 @@ class _ClaimRun:
                         decided.update(allowed_units=0, denied_units=p.line.units)
                     return self._settle(decided, unknown, trace, lambda rule=rule: e.failed.of_holding(rule, ctx))
                 if value is not False:
-                    unknown.append((_rule_key(rule), value))
+                    unknown.append((rule_key(rule), value))
                 continue
-            if trace is None:
-                ctx.hits = []
-                value = predicate(ctx)
-            else:
-                value = self._value(rule, p, ctx, trace)
+            value = self._value(rule, p, ctx, trace)
             if value is False:
                 if kind == "cover":
                     tried_covers.append(rule.id)
@@ -525,7 +493,7 @@ class _ClaimRun:
                     own_covers.append((rule.id, list(ctx.hits)))
                 continue
             if value is not True:
-                unknown.append((_rule_key(rule), value))
+                unknown.append((rule_key(rule), value))
                 continue
             decided = self._outcome(rule, list(ctx.hits))
             if partial is not None and decided["outcome"] == "covered":
@@ -533,15 +501,27 @@ class _ClaimRun:
             return self._settle(decided, unknown, trace, lambda rule=rule: e.failed.of_holding(rule, ctx))
         if unknown:
             return self._settle(None, unknown, trace)
-        return {"outcome": "not_applicable", "trace": trace} if trace is not None else {"outcome": "not_applicable"}
+        return {"outcome": "not_applicable", "trace": trace}
 
     def _value(self, rule: ir.Rule, p: _Prepared, ctx: LineContext, trace):
         ctx.hits = []
-        if trace is None:
-            return self.e.predicates[rule.id](ctx)
         value, node = self.e.tracer.trace(rule.id, ctx)
         trace.append((rule.id, value, node))
         return value
+
+    # What compiled decisions call (compiler.decision): the work shared by every kind of line.
+
+    def follow_base(self, p: _Prepared, rule: ir.Rule, own_covers) -> dict:
+        return self._follow(p, rule, own_covers, None)
+
+    def settle(self, decided: dict | None, unknown, failed=None) -> dict:
+        return self._settle(decided, unknown, None, failed)
+
+    def allowance(self, rule: ir.Rule, p: _Prepared, ctx: LineContext):
+        return self._allowance(rule, p, ctx)[0]
+
+    def paid_in_part(self, p: _Prepared, allowed, rule: ir.Rule) -> dict:
+        return self._paid_in_part(p, allowed, rule)
 
     def _follow(self, p: _Prepared, rule: ir.Rule, own_covers, trace) -> dict:
         e = self.e
@@ -792,27 +772,6 @@ def _status(decision: dict) -> tuple:
 def _unless(day: datetime.date, same: datetime.date) -> datetime.date | None:
     """`day`, or None when it is `same` (so decisions on a line's own date are shared)."""
     return None if day == same else day
-
-
-def in_effect(window, day: datetime.date) -> bool:
-    """A rule's window, or the windows in which a code set names the code."""
-    if isinstance(window, tuple):
-        return any(w.contains(day) for w in window)
-    return window.contains(day)
-
-
-def _by_served(members, model: Model) -> bool:
-    names_served = any(code in model.served for code in members)
-    names_other = any(code in model.dependents and code not in model.served for code in members)
-    return names_served and not names_other
-
-
-def _rule_key(rule: ir.Rule) -> tuple:
-    if rule.kind == "cover":
-        return ("covered", None, None)
-    if rule.kind == "refer":
-        return ("refer", None, rule.refer_to)
-    return ("denied", rule.category, None)
 
 
 def _combine(decisions: list[dict]) -> dict:

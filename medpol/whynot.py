@@ -54,13 +54,13 @@ from typing import Any
 
 from compiler import logic, runtime
 from compiler.interpret import ABSENT, Interpreter, rule_condition
+from compiler.plan import UNKNOWN_SERVED, Kind, in_effect
 from compiler.resolve import Model, coerce_value, in_members, resolve_targets
 from compiler.runtime import NO_EVENT, NOTHING, LineContext, Lookback
 from compiler.types import shift_unit
 from compiler.words import category_words, describe, limit_words, targets
 from dsl import ir
 from medpol.claims import Claim, ClaimError, Line, read_claim
-from medpol.decide import in_effect
 from medpol.facts import FactError
 
 __all__ = ["describe_routes", "why_not", "with_facts"]
@@ -504,7 +504,7 @@ class _LineSearch:
         entries: list[_Entry] = []
 
         def add(code_, subject, base, dependent, virtual, view, extra, own):
-            for rule, kind, windows, _ in engine.plan(code_, subject, base, dependent, virtual):
+            for rule, kind, windows in engine.plan(Kind(code_, subject, base, dependent, bool(virtual))):
                 if kind in ("follow", "otherwise", "unknown-served"):
                     continue
                 entries.append(_Entry(rule, kind, windows, view, extra, own))
@@ -553,9 +553,9 @@ class _LineSearch:
         for code in model.served:
             if not in_members(model.served, code, self.day):
                 continue
-            plan = engine.plan(base_code, code, True, False, virtual)
-            kinds = tuple(rule.id for rule, _, _, _ in plan)
-            if kinds in seen or not any(kind == "cover" for _, kind, _, _ in plan):
+            plan = engine.plan(Kind(base_code, code, True, False, bool(virtual)))
+            kinds = tuple(rule.id for rule, _, _ in plan)
+            if kinds in seen or not any(kind == "cover" for _, kind, _ in plan):
                 continue
             seen.add(kinds)
             out.append((code, {fact: code}))
@@ -574,7 +574,7 @@ class _LineSearch:
         for code in model.bases:
             if not in_members(model.bases, code, self.day):
                 continue
-            kinds = tuple(rule.id for rule, _, _, _ in engine.plan(code, "?", True, False, True))
+            kinds = tuple(rule.id for rule, _, _ in engine.plan(Kind(code, UNKNOWN_SERVED, True, False, True)))
             if kinds not in seen:
                 seen.add(kinds)
                 out.append((code, {fact: code}))
