@@ -107,7 +107,10 @@ class DecisionGenerator:
         for window in windows:
             if isinstance(window, tuple):
                 options = [self._one(w) for w in window]
-                tests.append("True" if "True" in options else "(" + " or ".join(options) + ")")
+                if "True" in options:
+                    tests.append("True")
+                else:
+                    tests.append(options[0] if len(options) == 1 else "(" + " or ".join(options) + ")")
             else:
                 tests.append(self._one(window))
         tests = [t for t in tests if t != "True"] or ["True"]

@@ -23,6 +23,7 @@ from compiler.generate import generate
 from compiler.interpret import InterpretedPredicates
 from compiler.load import load
 from compiler.passages import SourceDocument
+from compiler.plan import UNKNOWN_SERVED
 from compiler.reasons import build_reasons
 from compiler.resolve import Model, resolve
 from dsl import ir
@@ -73,6 +74,18 @@ class CompiledPolicy:
         # (a worker, a Dask node) rebuilds the policy from its source, which is small.
         document = self.document.original if self.document is not None else None
         return (_rebuild, (self._text, self.model.policy.path, document, self.label, self._siblings, self.strict))
+
+    def decisions_source(self, code: str | None = None) -> str:
+        """The compiled decision of each kind of line of one code, as `medpol compile
+        --show-python --code` prints them; with no code, of every code's lines, a base's
+        only for a claim that does not say the item it serves (a base has one decision per
+        item it serves: ask for its code to read them all)."""
+        kinds = self.engine.planner.kinds()
+        if code is not None:
+            kinds = [k for k in kinds if k.code == code.upper()]
+        else:
+            kinds = [k for k in kinds if not k.base or k.subject == UNKNOWN_SERVED]
+        return "\n\n".join(self.engine.decision_source(kind) for kind in sorted(kinds))
 
     @property
     def strict(self) -> bool:

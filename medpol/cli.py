@@ -179,12 +179,25 @@ def check_cmd(paths: tuple[str, ...]) -> None:
 
 @main.command("compile")
 @click.argument("policy")
-@click.option("--show-python", is_flag=True, help="Print the generated Python predicates.")
-def compile_cmd(policy: str, show_python: bool) -> None:
+@click.option(
+    "--show-python", is_flag=True, help="Print the generated Python: the predicates, then each code's decision."
+)
+@click.option("--code", metavar="HCPCS", help="With --show-python, print only the decision of this code's lines.")
+def compile_cmd(policy: str, show_python: bool, code: str | None) -> None:
     """Compile a policy; with --show-python, print the generated code for review."""
     compiled = _load(policy, doing="nothing was compiled")
-    if show_python:
+    if show_python and code is not None:
+        decisions = compiled.decisions_source(code)
+        if not decisions:
+            raise click.UsageError(f"{compiled.id} decides no line of {code}")
+        click.echo(decisions, nl=False)
+    elif show_python:
         click.echo(compiled.python_source, nl=False)
+        click.echo(
+            "\n\n# The compiled decision of each code's lines, in the order of the codes (a base's decision"
+            "\n# for each item it serves: --show-python --code BASE).\n"
+        )
+        click.echo(compiled.decisions_source(), nl=False)
     else:
         rules = len(compiled.model.rules)
         click.echo(f"{policy}: {compiled.id} revision {compiled.revision}: {rules} rules compiled", err=True)

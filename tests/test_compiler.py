@@ -151,6 +151,35 @@ def test_a_traceback_through_a_decision_names_the_policy_line(monkeypatch):
     assert not any(f.filename.startswith("<medpol generated") for f in frames)
     # The frames that call into generated code name the policy lines of the calls.
     assert any(f.filename == str(POLICY) and f.name.startswith("rule_") for f in frames)
+    # So does the compiled decision of the line's code, at the rule it was trying.
+    decision = next(f for f in frames if f.name == "decide_E0781_for_J9039")
+    assert decision.filename == str(POLICY) and decision.line == "rule J.blinatumomab"
+
+
+def test_show_python_prints_a_codes_decision_rule_by_rule():
+    """`--show-python --code J9039`: one function per kind of J9039 line, its rules in the
+    policy's precedence, each with its policy line, windows tested inline."""
+    from click.testing import CliRunner
+
+    from medpol.cli import main
+
+    result = CliRunner().invoke(main, ["compile", str(POLICY), "--show-python", "--code", "j9039"])
+    assert result.exit_code == 0, result.output
+    source = result.output
+    assert source.startswith("def decide_J9039(run, p, ctx, day):")
+    policy = load_policy(POLICY)
+    plan = [rule.id for rule in policy.model.rules if rule.id in source]
+    comments = [line.split("# ", 1)[1] for line in source.splitlines() if line.startswith("    # ")]
+    cited = [comment.split()[1] for comment in comments if ".policy:" in comment]
+    assert cited == [r for r in plan if r in cited]  # in precedence order
+    assert "follow misc.follow_pump" in source and "value = rule_J_blinatumomab(ctx)" in source
+    # The base serving J9039 is decided by its own function, with the rule's window inline.
+    base = CliRunner().invoke(main, ["compile", str(POLICY), "--show-python", "--code", "E0781"]).output
+    assert "def decide_E0781_for_J9039(run, p, ctx, day):" in base
+    assert "if DAY_2026_01_25 <= day:" in base
+    assert "while True" not in source + base
+    unknown = CliRunner().invoke(main, ["compile", str(POLICY), "--show-python", "--code", "X9999"])
+    assert unknown.exit_code == 2 and "decides no line of X9999" in unknown.output
 
 
 def test_generated_code_reads_rule_by_rule():
