@@ -24,6 +24,7 @@ from collections.abc import Iterator
 import orjson
 
 from medpol.contract import decode_claim
+from medpol.errors import error_decision
 
 # A worker's engine and settings, set once per process by _init_worker.
 _WORKER: dict = {}
@@ -325,11 +326,9 @@ def decide_items(
             try:
                 item = claim if claim is not None else orjson.loads(item)
             except orjson.JSONDecodeError as err:
-                unreadable = {"claim": None, "policy": policy_id, "revision": revision}
-                if policy_id is None:  # a library names policies line by line
-                    unreadable = {"claim": None}
-                unreadable.update(outcome="error", message=f"{name}:{first + offset}: not valid JSON: {err}", lines=[])
-                decisions.append(unreadable)
+                # A library's decision names no policy: its lines would each name their own.
+                under = (policy_id, revision) if policy_id is not None else None
+                decisions.append(error_decision(None, f"{name}:{first + offset}: not valid JSON: {err}", under=under))
                 counts["claims"] += 1
                 counts["error"] += 1
                 continue

@@ -23,6 +23,7 @@ from compiler.resolve import Model, in_members, resolve_targets
 from compiler.runtime import NOTHING, LineContext, period_start, shift
 from dsl import ir
 from medpol.claims import Claim, ClaimError, Line, LineError, read_claim
+from medpol.errors import depends_error, error_decision, line_error
 from medpol.facts import FactError, FactReader
 from medpol.failed import FailedCriteria
 
@@ -145,15 +146,7 @@ class Engine:
             raise
 
     def _claim_error(self, claim_id, field: str, message: str) -> dict:
-        return {
-            "claim": claim_id,
-            "policy": self.policy_id,
-            "revision": self.revision,
-            "outcome": "error",
-            "field": field,
-            "message": f"{field}: {message}",
-            "lines": [],
-        }
+        return error_decision(claim_id, message, field=field, under=(self.policy_id, self.revision))
 
     def _decide(self, claim: Claim, claim_facts: dict, warnings: list[str], as_of) -> dict:
         out: list[dict | None] = [None] * len(claim.lines)
@@ -164,26 +157,14 @@ class Engine:
                     # A code no rule of this policy decides is not this policy's to reject.
                     out[index] = {"seq": line.seq, "hcpcs": line.hcpcs, "outcome": "not_applicable"}
                     continue
-                out[index] = {
-                    "seq": line.seq,
-                    "hcpcs": line.hcpcs,
-                    "outcome": "error",
-                    "field": line.field,
-                    "message": f"{line.field}: {line.message}",
-                }
+                out[index] = line_error(line.seq, line.hcpcs, line.field, line.message)
                 continue
             facts = claim_facts
             if line.facts:
                 try:
                     facts, line_warnings = self.facts.merge_line_facts(claim_facts, line.facts, f"lines[{index}].facts")
                 except FactError as err:
-                    out[index] = {
-                        "seq": line.seq,
-                        "hcpcs": line.hcpcs,
-                        "outcome": "error",
-                        "field": err.field,
-                        "message": f"{err.field}: {err.message}",
-                    }
+                    out[index] = line_error(line.seq, line.hcpcs, err.field, err.message)
                     continue
                 warnings.extend(line_warnings)
             prepared.append(_Prepared(index, line, as_of or line.service_date, facts))
@@ -797,16 +778,7 @@ def _dedupe(reasons: list[dict]) -> list[dict]:
 
 def _depends(p: _Prepared, broken: list[dict]) -> dict | None:
     """An `error` for a line that cannot be decided because a line it depends on is in error."""
-    if not broken:
-        return None
-    first = broken[0]
-    return {
-        "seq": p.line.seq,
-        "hcpcs": p.code,
-        "outcome": "error",
-        "field": first.get("field"),
-        "message": f"depends on line {first['seq']} ({first['hcpcs']}), which is in error: {first['message']}",
-    }
+    return depends_error(p.line.seq, p.code, broken[0]) if broken else None
 
 
 _LINE_KEYS = ("category", "refer_to", "missing", "reasons", "failed", "base", "trace")

@@ -1,7 +1,8 @@
-"""The decision for a claim that cannot be decided: `"outcome": "error"`, no lines.
+"""The decision for a claim, or a line, that cannot be decided: `"outcome": "error"`.
 
-Every path that meets such a claim (the engine, a library, the FHIR reader, the command
-line) builds it here, so the contract's error decision has one shape and one key order.
+Every path that meets such a claim or line (the engine, a library, a batch, the FHIR
+reader, the command line) builds it here, so the contract's error decisions have one shape
+and one key order.
 """
 
 from __future__ import annotations
@@ -30,3 +31,20 @@ def error_decision(
     out["message"] = message
     out["lines"] = []
     return out
+
+
+def line_error(seq, hcpcs: str | None, field: str, message: str) -> dict:
+    """The error decision of one line: `field` could not be read; the message opens with it."""
+    return {"seq": seq, "hcpcs": hcpcs, "outcome": "error", "field": field, "message": f"{field}: {message}"}
+
+
+def depends_error(seq, hcpcs: str | None, broken: dict) -> dict:
+    """The error decision of a line that cannot be decided because a line it depends on
+    (its base, or the item a base serves) is in error: it names that line and its field."""
+    return {
+        "seq": seq,
+        "hcpcs": hcpcs,
+        "outcome": "error",
+        "field": broken.get("field"),
+        "message": f"depends on line {broken['seq']} ({broken['hcpcs']}), which is in error: {broken['message']}",
+    }

@@ -31,7 +31,7 @@ from compiler.link import link, references
 from compiler.words import outcome_words
 from dsl.diagnostics import Diagnostic, PolicyError
 from medpol.claims import ClaimError, LineError, read_claim
-from medpol.errors import error_decision
+from medpol.errors import error_decision, line_error
 
 # Outcomes from the most restrictive to the least: a referral out of the library first,
 # then denials (by category, as a policy's default precedence orders them), a line paid
@@ -221,13 +221,7 @@ class Library:
     def _line(self, line, verdicts: list[tuple]) -> dict:
         if not verdicts:
             if isinstance(line, LineError) and line.hcpcs is None:
-                return {
-                    "seq": line.seq,
-                    "hcpcs": None,
-                    "outcome": "error",
-                    "field": line.field,
-                    "message": f"{line.field}: {line.message}",
-                }
+                return line_error(line.seq, None, line.field, line.message)
             return {"seq": line.seq, "hcpcs": line.hcpcs, "outcome": "not_applicable"}
         # One decision per policy: a policy reached by a referral and also governing the
         # code directly decided the line once; the referral keeps its path.
