@@ -243,22 +243,20 @@ class _Checker:
     # ------------------------------------------------------------ conditions
 
     def check_condition(self, cond, owner: str, clause_names: set[str]) -> None:
+        """Check every condition inside `cond`, in the order written (the IR walk)."""
+        for node in ir.walk(cond):
+            self._check_one(node, owner, clause_names)
+
+    def _check_one(self, cond, owner: str, clause_names: set[str]) -> None:
+        """Check one condition on its own; the walk reaches what is inside it."""
         model = self.model
-        if isinstance(cond, (ir.AllOf, ir.AnyOf)):
-            for item in cond.items:
-                self.check_condition(item, owner, clause_names)
-        elif isinstance(cond, ir.AtLeast):
+        if isinstance(cond, ir.AtLeast):
             if not 1 <= cond.count <= len(cond.items):
                 self.report(cond, "impossible-count", f"`at least {cond.count} of` has {len(cond.items)} items")
-            for item in cond.items:
-                self.check_condition(item, owner, clause_names)
-        elif isinstance(cond, ir.Not):
-            self.check_condition(cond.item, owner, clause_names)
         elif isinstance(cond, ir.Clause):
             if cond.name in clause_names:
                 self.report(cond, "duplicate-item", f"item `{cond.name}` appears twice in `{owner}`")
             clause_names.add(cond.name)
-            self.check_condition(cond.condition, owner, clause_names)
         elif isinstance(cond, ir.Truth):
             if cond.name in model.criteria:
                 self.used_sets.add(cond.name)

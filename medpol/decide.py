@@ -683,20 +683,14 @@ def _outcome_reads(model: Model) -> dict[str, frozenset[str]]:
     return {code: frozenset(found) for code, found in reads.items()}
 
 
-def _outcomes_read(model: Model, cond, found: set[str]) -> None:
-    """Add to `found` the codes whose lines' outcomes `cond` reads."""
-    if isinstance(cond, ir.LineOutcome):
-        m = model
-        found.update(resolve_targets(cond.codes, m.code_sets, m.drug_tables, m.drugs, m.drug_codes, lambda ref: None))
-    elif isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-        for item in cond.items:
-            _outcomes_read(model, item, found)
-    elif isinstance(cond, ir.Not):
-        _outcomes_read(model, cond.item, found)
-    elif isinstance(cond, ir.Clause):
-        _outcomes_read(model, cond.condition, found)
-    elif isinstance(cond, ir.Truth) and cond.name in model.criteria:
-        _outcomes_read(model, model.criteria[cond.name].condition, found)
+def _outcomes_read(model: Model, cond, found: set[str], seen: frozenset = frozenset()) -> None:
+    """Add to `found` the codes whose lines' outcomes `cond` reads, through the criteria it meets."""
+    m = model
+    for node in ir.walk(cond):
+        if isinstance(node, ir.LineOutcome):
+            found.update(resolve_targets(node.codes, m.code_sets, m.drug_tables, m.drugs, m.drug_codes, lambda _: None))
+        elif isinstance(node, ir.Truth) and node.name in m.criteria and node.name not in seen:
+            _outcomes_read(m, m.criteria[node.name].condition, found, seen | {node.name})
 
 
 def _reading_order(prepared: list[_Prepared], reads: dict[str, frozenset[str]]) -> list[_Prepared]:
