@@ -24,13 +24,13 @@ from __future__ import annotations
 import keyword
 
 from compiler.generate import identifier
-from compiler.plan import UNKNOWN_SERVED, Kind, Step, rule_key
+from compiler.plan import UNKNOWN_SERVED, Kind, Step, decision_of, rule_key
 from compiler.words import outcome_of_kind
 from dsl import ir
 
 # Names the decision functions use for their own state.
 _LOCALS = {"run", "p", "ctx", "day", "unknown", "own_covers", "tried", "not_yet", "partial", "value", "decided"}
-_LOCALS |= {"allowed", "reason", "hits", "h"}
+_LOCALS |= {"allowed", "reason", "hits", "h", "decision_of", "REASONS", "FAILED"}
 
 
 def function_name(kind: Kind) -> str:
@@ -230,14 +230,9 @@ class DecisionGenerator:
         reason = self.reason(rule.id)
         self.data["REASONS"] = self.reasons
         reasons = f"[{reason}, *[REASONS[h] for h in hits]]"
+        self.data["decision_of"] = decision_of
         outcome = outcome_of_kind(rule.kind)
-        if outcome == "covered":
-            text = f"decided = {{'outcome': 'covered', 'reasons': {reasons}}}"
-        elif outcome == "refer":
-            text = f"decided = {{'outcome': 'refer', 'refer_to': {rule.refer_to!r}, 'reasons': {reasons}}}"
-        else:
-            text = f"decided = {{'outcome': 'denied', 'category': {rule.category!r}, 'reasons': {reasons}}}"
-        out = [(0, text)]
+        out = [(0, f"decided = decision_of({self.rule(rule)}, {reasons})")]
         if excess_all:
             out.append((0, "decided.update(allowed_units=0, denied_units=p.line.units)"))
         if outcome == "covered" and partial:

@@ -126,6 +126,16 @@ def rule_key(rule: ir.Rule) -> tuple:
     return ("denied", rule.category, None)
 
 
+def decision_of(rule: ir.Rule, reasons: list[dict]) -> dict:
+    """The decision a rule that holds makes, citing `reasons` (its own passage first)."""
+    outcome = outcome_of_kind(rule.kind)
+    if outcome == "covered":
+        return {"outcome": "covered", "reasons": reasons}
+    if outcome == "refer":
+        return {"outcome": "refer", "refer_to": rule.refer_to, "reasons": reasons}
+    return {"outcome": "denied", "category": rule.category, "reasons": reasons}
+
+
 def in_effect(window, day) -> bool:
     """A rule's window, or the windows in which a code set names the code."""
     if isinstance(window, tuple):

@@ -18,7 +18,7 @@ from typing import Any
 from compiler.decision import DecisionGenerator, function_name
 from compiler.interpret import TraceNode
 from compiler.load import load_function, policy_traceback
-from compiler.plan import UNKNOWN_SERVED, Kind, Planner, in_effect, rule_key
+from compiler.plan import UNKNOWN_SERVED, Kind, Planner, decision_of, in_effect, rule_key
 from compiler.resolve import Model, in_members, resolve_targets
 from compiler.runtime import NOTHING, LineContext, period_start, shift
 from dsl import ir
@@ -530,12 +530,7 @@ class _ClaimRun:
         return decided
 
     def _outcome(self, rule: ir.Rule, hits: list[str]) -> dict:
-        reasons = [self.e.reasons[rule.id]] + [self.e.reasons[h] for h in hits]
-        if rule.kind == "cover":
-            return {"outcome": "covered", "reasons": reasons}
-        if rule.kind == "refer":
-            return {"outcome": "refer", "refer_to": rule.refer_to, "reasons": reasons}
-        return {"outcome": "denied", "category": rule.category, "reasons": reasons}
+        return decision_of(rule, [self.e.reasons[rule.id]] + [self.e.reasons[h] for h in hits])
 
     def _settle(self, decided: dict | None, unknown, trace, failed=None) -> dict:
         """Decide, unless an earlier rule that could not be evaluated might decide otherwise.
