@@ -37,6 +37,21 @@ class TraceNode:
     window: object = None  # a numbered item's effective window
 
 
+@attrs.frozen
+class TraceStep:
+    """One rule tried for a line, in precedence order, as an explanation shows it.
+
+    `value` is what the rule's condition gave (True, False, or the facts it lacks; for a
+    `follow`, the base's outcome); `node`, the interpreter's trace of the condition, when
+    it was evaluated; `counted`, for a limit, what was counted against it, in words.
+    """
+
+    rule: str
+    value: object
+    node: TraceNode | None = None
+    counted: str | None = None
+
+
 def _fact(ctx: runtime.LineContext, name: str):
     value = ctx.facts.get(name)
     if value is None:

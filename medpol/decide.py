@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from compiler.decision import DecisionGenerator, function_name
-from compiler.interpret import TraceNode
+from compiler.interpret import TraceNode, TraceStep
 from compiler.load import load_function, policy_traceback
 from compiler.plan import UNKNOWN_SERVED, Kind, Planner, decision_of, in_effect, rule_key
 from compiler.resolve import Model, in_members, resolve_targets
@@ -421,7 +421,7 @@ class _ClaimRun:
                     continue
                 return self._settle(decided, unknown, trace)
             if kind == "otherwise":
-                trace.append((rule.id, True, None))
+                trace.append(TraceStep(rule.id, True))
                 decided = {
                     "outcome": "denied",
                     "category": rule.category,
@@ -442,13 +442,12 @@ class _ClaimRun:
                 # so the facts it reads are asked for only then.
                 allowed, counted = self._allowance(rule, p, ctx)
                 if allowed is None:
-                    trace.append((rule.id, False, None, counted))
+                    trace.append(TraceStep(rule.id, False, counted=counted))
                     continue
                 if isinstance(allowed, frozenset):
                     unknown.append((rule_key(rule), allowed))
                     continue
-                value = self._value(rule, p, ctx, trace)
-                trace[-1] = (rule.id, value, trace[-1][2], counted)
+                value = self._value(rule, p, ctx, trace, counted)
                 if value is True and rule.limit.excess and allowed > 0:
                     # Only the excess is denied: the line goes on to be decided for the rest.
                     if partial is None or allowed < partial[0]:
@@ -484,10 +483,10 @@ class _ClaimRun:
             return self._settle(None, unknown, trace)
         return {"outcome": "not_applicable", "trace": trace}
 
-    def _value(self, rule: ir.Rule, p: _Prepared, ctx: LineContext, trace):
+    def _value(self, rule: ir.Rule, p: _Prepared, ctx: LineContext, trace, counted: str | None = None):
         ctx.hits = []
         value, node = self.e.tracer.trace(rule.id, ctx)
-        trace.append((rule.id, value, node))
+        trace.append(TraceStep(rule.id, value, node, counted))
         return value
 
     # What compiled decisions call (compiler.decision): the work shared by every kind of line.
@@ -508,7 +507,7 @@ class _ClaimRun:
         e = self.e
         base = self.the_base(p)
         if trace is not None:
-            trace.append((rule.id, base["outcome"], None))
+            trace.append(TraceStep(rule.id, base["outcome"]))
         if base["outcome"] == "covered":
             reasons = []
             for rule_id, hits in own_covers:
@@ -795,4 +794,4 @@ def _finish(p: _Prepared, decision: dict) -> dict:
     return out
 
 
-__all__ = ["Engine", "TraceNode"]
+__all__ = ["Engine", "TraceNode", "TraceStep"]

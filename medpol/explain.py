@@ -59,14 +59,14 @@ def _decisive_facts(trace, outcome: str, rules: dict) -> list[str]:
         for child in node.children:
             walk(child, want)
 
-    for rule_id, value, node, *_ in trace:
-        rule = rules.get(rule_id)
-        if node is None or rule is None:
+    for step in trace:
+        rule = rules.get(step.rule)
+        if step.node is None or rule is None:
             continue
-        if rule.kind == "cover" and value is False:
-            walk(node, False)  # the criteria that failed
-        elif rule.kind in ("deny", "limit") and value is True:
-            walk(node, True)  # what made the denial hold
+        if rule.kind == "cover" and step.value is False:
+            walk(step.node, False)  # the criteria that failed
+        elif rule.kind in ("deny", "limit") and step.value is True:
+            walk(step.node, True)  # what made the denial hold
     return sorted(names)
 
 
@@ -106,19 +106,20 @@ def render(decision: dict, policy, as_of=None) -> str:
         trace = line.get("trace") or []
         if trace:
             out.append("  rules tried, in precedence order:")
-        for rule_id, value, node, *detail in trace:
+        for step in trace:
+            rule_id, value, node = step.rule, step.value, step.node
             rule = rules.get(rule_id)
             kind = f"{rule.kind}" if rule else ""
             if node is None:
-                shown = detail[0] if detail else (value if not isinstance(value, bool) else _value_text(value))
+                shown = step.counted or (value if not isinstance(value, bool) else _value_text(value))
                 mark = _mark(value) if isinstance(value, bool) else "·"
                 out.append(f"    {mark} {rule_id} ({kind}): {shown}")
                 continue
             out.append(
                 f"    {_mark(value)} {rule_id} ({kind}){'' if value in (True, False) else '  ' + _value_text(value)}"
             )
-            if detail:
-                out.append(f"        past the limit: {detail[0]}")
+            if step.counted:
+                out.append(f"        past the limit: {step.counted}")
             out_lines: list[str] = []
             for child in node.children:
                 _tree(child, 3, out_lines)

@@ -665,12 +665,12 @@ class PolicyCoverage:
         # Rules that decide without a condition of their own (otherwise, follow) and the
         # count of a limit appear only in the lines' traces.
         for line in decision.get("lines", ()):
-            for rule_id, _value, node, *detail in line.get("trace") or ():
-                self.evaluated.add(rule_id)
-                if detail and self._kinds.get(rule_id) == "limit":
+            for step in line.get("trace") or ():
+                self.evaluated.add(step.rule)
+                if step.counted and self._kinds.get(step.rule) == "limit":
                     # The engine reads a limit's condition only for a line past the limit, so
                     # an entry with a condition node is a line over it.
-                    self._see((rule_id, ("limit",)), node is not None)
+                    self._see((step.rule, ("limit",)), step.node is not None)
 
     def _record_dx(self, code: str) -> None:
         for index, (_, _, lo, hi) in enumerate(self.dx_entries):
