@@ -46,6 +46,38 @@ class EnumValue:
     label: str | None
 
 
+@attrs.frozen
+class _Language:
+    """`medpol N`: the language version the policy is written in."""
+
+    number: int
+    span: ir.Span
+
+
+@attrs.frozen
+class _Header:
+    """`policy ID "Title"` with its source, revision and description."""
+
+    id: str
+    title: str
+    span: ir.Span
+    source: str | None
+    revision: ir.Revision | None
+    description: tuple
+
+
+@attrs.frozen
+class _Block:
+    """A top-level block of rows of one kind (facts, the change history, the precedence)."""
+
+    kind: type
+    items: tuple
+
+
+# What a policy holds at its top level, by the kind of record each block lowers to.
+_TOP_LEVEL = (ir.Fact, ir.HistoryRow, ir.PrecedenceStep, ir.CodeSet, ir.DrugTable, ir.Criteria, ir.Section)
+
+
 class _Problems(list):
     """Lowering problems (bad dates, bad numbers) collected while transforming."""
 
@@ -109,42 +141,32 @@ class _Lower(Transformer):
     # ------------------------------------------------------------ header
 
     def start(self, meta, children):
-        language = 1
-        language_span = ir.NO_SPAN
+        # Each top-level block lowers to a record of its own kind (its IR node, or a block
+        # of rows); the policy gathers them by kind, in the order written.
+        language = _Language(1, ir.NO_SPAN)
         header = None
-        items = []
+        found: dict[type, list] = {kind: [] for kind in _TOP_LEVEL}
         for child in children:
-            if isinstance(child, tuple) and child and child[0] == "language":
-                language, language_span = child[1], child[2]
-            elif isinstance(child, dict) and child.get("kind") == "header":
+            if isinstance(child, _Language):
+                language = child
+            elif isinstance(child, _Header):
                 header = child
+            elif isinstance(child, _Block):
+                found[child.kind].extend(child.items)
             elif child is not None:
-                items.append(child)
-        facts, code_sets, drug_tables, criteria, sections, history, precedence = [], [], [], [], [], [], []
-        for item in items:
-            if isinstance(item, list) and item and isinstance(item[0], ir.Fact):
-                facts.extend(item)
-            elif isinstance(item, list) and item and isinstance(item[0], ir.HistoryRow):
-                history.extend(item)
-            elif isinstance(item, list) and item and isinstance(item[0], ir.PrecedenceStep):
-                precedence.extend(item)
-            elif isinstance(item, ir.CodeSet):
-                code_sets.append(item)
-            elif isinstance(item, ir.DrugTable):
-                drug_tables.append(item)
-            elif isinstance(item, ir.Criteria):
-                criteria.append(item)
-            elif isinstance(item, ir.Section):
-                sections.append(item)
+                found[type(child)].append(child)
+        facts, history, precedence = found[ir.Fact], found[ir.HistoryRow], found[ir.PrecedenceStep]
+        code_sets, drug_tables = found[ir.CodeSet], found[ir.DrugTable]
+        criteria, sections = found[ir.Criteria], found[ir.Section]
         sections = self._default_categories(sections)
         return ir.Policy(
-            id=header["id"],
-            title=header["title"],
+            id=header.id,
+            title=header.title,
             path=self.path,
-            language=language,
-            source=header.get("source"),
-            revision=header.get("revision"),
-            description=tuple(header.get("description", ())),
+            language=language.number,
+            source=header.source,
+            revision=header.revision,
+            description=header.description,
             precedence=tuple(precedence),
             facts=tuple(facts),
             code_sets=tuple(code_sets),
@@ -152,23 +174,23 @@ class _Lower(Transformer):
             criteria=tuple(criteria),
             sections=tuple(sections),
             history=tuple(history),
-            span=header["span"],
-            language_span=language_span,
+            span=header.span,
+            language_span=language.span,
         )
 
     def language(self, meta, children):
-        return ("language", self._int(children[0]), _tok_span(children[0]))
+        return _Language(self._int(children[0]), _tok_span(children[0]))
 
     def policy_header(self, meta, children):
-        header = {
-            "kind": "header",
-            "id": str(children[0]),
-            "title": unquote(children[1]),
-            "span": _tok_span(children[0]),
-        }
-        for child in children[2:]:
-            header[child[0]] = child[1]
-        return header
+        given = {name: value for name, value in children[2:]}
+        return _Header(
+            id=str(children[0]),
+            title=unquote(children[1]),
+            span=_tok_span(children[0]),
+            source=given.get("source"),
+            revision=given.get("revision"),
+            description=tuple(given.get("description", ())),
+        )
 
     def source(self, meta, children):
         return ("source", unquote(children[0]))
@@ -219,7 +241,7 @@ class _Lower(Transformer):
         )
 
     def change_history(self, meta, children):
-        return list(children)
+        return _Block(ir.HistoryRow, tuple(children))
 
     def history_row(self, meta, children):
         revision, dated, description, *rest = children
@@ -238,7 +260,7 @@ class _Lower(Transformer):
     # ------------------------------------------------------------ precedence
 
     def precedence(self, meta, children):
-        return list(children)
+        return _Block(ir.PrecedenceStep, tuple(children))
 
     def precedence_step(self, meta, children):
         kind, category = children[0]
@@ -271,7 +293,7 @@ class _Lower(Transformer):
     # ------------------------------------------------------------ facts
 
     def facts(self, meta, children):
-        return list(children)
+        return _Block(ir.Fact, tuple(children))
 
     def fact(self, meta, children):
         name, ftype, *rest = children
