@@ -145,6 +145,19 @@ def _claim_impacts(old: dict, new: dict) -> tuple[list[LineImpact], int]:
     return [line for line in found if line is not None], n_lines
 
 
+def _tally(changed: list, group_of) -> tuple[list[tuple[str, tuple]], tuple[OutcomeCount, ...]]:
+    """The changed lines grouped (by `group_of(line)`, in sorted order), and each change counted."""
+    groups: dict[str, list] = {}
+    counts: dict[str, int] = {}
+    for line in changed:
+        groups.setdefault(group_of(line), []).append(line)
+        counts[line.change] = counts.get(line.change, 0) + 1
+    return (
+        [(key, tuple(groups[key])) for key in sorted(groups)],
+        tuple(OutcomeCount(k, counts[k]) for k in sorted(counts)),
+    )
+
+
 def impact(
     old_policy: CompiledPolicy,
     new_policy: CompiledPolicy,
@@ -165,11 +178,7 @@ def impact(
         n_lines += n
         claims_changed += bool(found)
         changed.extend(found)
-    groups: dict[str, list[LineImpact]] = {}
-    counts: dict[str, int] = {}
-    for line in changed:
-        groups.setdefault(line.rule, []).append(line)
-        counts[line.change] = counts.get(line.change, 0) + 1
+    groups, counts = _tally(changed, lambda line: line.rule)
     return Impact(
         old_revision=old_policy.revision,
         new_revision=new_policy.revision,
@@ -178,8 +187,8 @@ def impact(
         lines=n_lines,
         claims_changed=claims_changed,
         lines_changed=len(changed),
-        counts=tuple(OutcomeCount(k, counts[k]) for k in sorted(counts)),
-        groups=tuple(ImpactGroup(rule, tuple(groups[rule])) for rule in sorted(groups)),
+        counts=counts,
+        groups=tuple(ImpactGroup(rule, lines) for rule, lines in groups),
         unreadable=tuple(unreadable),
     )
 
@@ -274,19 +283,15 @@ def library_impact(old_library, new_library, claims: Iterable, as_of: datetime.d
                 changed.append(line)
                 flipped = True
         claims_changed += flipped
-    groups: dict[str, list[LibraryLineImpact]] = {}
-    counts: dict[str, int] = {}
-    for line in changed:
-        groups.setdefault(line.policy_after or line.policy_before or _NO_POLICY, []).append(line)
-        counts[line.change] = counts.get(line.change, 0) + 1
+    groups, counts = _tally(changed, lambda line: line.policy_after or line.policy_before or _NO_POLICY)
     return LibraryImpact(
         as_of=as_of,
         claims=n_claims,
         lines=n_lines,
         claims_changed=claims_changed,
         lines_changed=len(changed),
-        counts=tuple(OutcomeCount(k, counts[k]) for k in sorted(counts)),
-        groups=tuple(LibraryImpactGroup(policy, tuple(groups[policy])) for policy in sorted(groups)),
+        counts=counts,
+        groups=tuple(LibraryImpactGroup(policy, lines) for policy, lines in groups),
         moved=tuple(moved),
         claims_in_error=in_error,
         unreadable=tuple(unreadable),
