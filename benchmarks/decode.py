@@ -3,8 +3,8 @@
     python -m benchmarks.decode [--claims 20000] [--rounds 5]
 
 Per claim, the best of --rounds: JSON parsing alone (orjson.loads, the floor), parsing then
-the detailed reader (medpol.claims.read_claim), the typed decoder (medpol.contract.decode_claim),
-and whole decisions of a chunk of JSON lines (medpol.batch.decide_items) with and without it.
+the detailed reader (medpol.engine.claims.read_claim), the typed decoder (medpol.engine.contract.decode_claim),
+and whole decisions of a chunk of JSON lines (medpol.batch.local.decide_items) with and without it.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import time
 import orjson
 
 from benchmarks.eval import POLICY, generate
-from medpol import batch
 from medpol.api import batch_collection, load_policy
-from medpol.claims import read_claim
-from medpol.contract import decode_claim
+from medpol.batch import local as batch
+from medpol.engine.claims import read_claim
+from medpol.engine.contract import decode_claim
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.eval import POLICY, best_of, generate
 from medpol.api import load_policy
-from medpol.library import load_library
+from medpol.engine.library import load_library
 
 ROOT = Path(__file__).resolve().parent.parent
 

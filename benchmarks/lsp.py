@@ -7,7 +7,7 @@ a copy of the library; the largest policy is opened and changed line by line, ev
 change introducing an error and the next one fixing it, and each change is timed until the
 server publishes the diagnostics of that version. The baseline, measured in the same run,
 writes each of the same texts to the file and calls in-process what `medpol check FILE` calls
-(medpol.library.check_files): the whole check of one file and of its library, with no
+(medpol.engine.library.check_files): the whole check of one file and of its library, with no
 protocol, no process boundary and no editor. The figure to watch is the ratio.
 """
 
@@ -55,7 +55,7 @@ def apply(text: str, row: int, new: str) -> str:
 
 def baseline(path: Path, texts: list[str]) -> list[float]:
     """Write each text to the file and check it as `medpol check FILE` does, in-process."""
-    from medpol.library import check_files
+    from medpol.engine.library import check_files
 
     times = []
     for text in texts:

@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 
 from benchmarks.eval import best_of, generate
-from medpol.library import load_library
+from medpol.engine.library import load_library
 
 ROOT = Path(__file__).resolve().parent.parent
 

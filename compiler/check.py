@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from compiler import icd10, types
-from compiler import words as _words
-from compiler.passages import SourceDocument
-from compiler.resolve import ALL_DRUGS, BUILTIN_FACTS, Model, coerce_value
-from dsl import ir
-from dsl.diagnostics import Diagnostic
+from medpol.compiler import icd10, types
+from medpol.compiler import words as _words
+from medpol.compiler.passages import SourceDocument
+from medpol.compiler.resolve import ALL_DRUGS, BUILTIN_FACTS, Model, coerce_value
+from medpol.dsl import ir
+from medpol.dsl.diagnostics import Diagnostic
 
 HCPCS = re.compile(r"^[A-V][0-9]{4}$")
 # Every language version a policy in git may declare; each stays readable forever.

@@ -12,7 +12,7 @@ The function reads like the plan, rule by rule (`medpol compile --show-python` p
 per code the policy governs): a reviewer can follow a code's decision beside the policy.
 The work of a decision shared by every kind of line (a dependent asking its base, a limit
 counting units, a pending decision settled against the rules that could not be evaluated)
-is the claim run's (medpol.decide), called by name.
+is the claim run's (medpol.engine.decide), called by name.
 
 As in compiler.generate, nothing an author wrote is spliced into the code: names are
 identifiers made of letters, digits and underscores, and rules, reasons, windows' dates and
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import keyword
 
-from compiler.generate import identifier
-from compiler.plan import UNKNOWN_SERVED, Kind, Step, decision_of, rule_key
-from compiler.words import outcome_of_kind
-from dsl import ir
+from medpol.compiler.generate import identifier
+from medpol.compiler.plan import UNKNOWN_SERVED, Kind, Step, decision_of, rule_key
+from medpol.compiler.words import outcome_of_kind
+from medpol.dsl import ir
 
 # Names the decision functions use for their own state.
 _LOCALS = {"run", "p", "ctx", "day", "unknown", "own_covers", "tried", "not_yet", "partial", "value", "decided"}

@@ -2,7 +2,7 @@
 
 Two versions of a library (a folder of policies) compare policy by policy, matched by id:
 each policy added, removed, or changed (with its own diff). What a change does to claims
-is medpol/impact.py's to measure: it decides them.
+is medpol/history/impact.py's to measure: it decides them.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import attrs
 
-from compiler import words
-from compiler.resolve import ALL_DRUGS, Members, Model, normalize_icd
-from dsl import ir
+from medpol.compiler import words
+from medpol.compiler.resolve import ALL_DRUGS, Members, Model, normalize_icd
+from medpol.dsl import ir
 
 ADDED = "added"
 REMOVED = "removed"

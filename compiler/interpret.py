@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import attrs
 
-from compiler import logic, runtime
-from compiler.resolve import Model, coerce_value, resolve_targets
-from compiler.types import shift_unit
-from compiler.words import describe, window_words
-from dsl import ir
+from medpol.compiler import logic, runtime
+from medpol.compiler.resolve import Model, coerce_value, resolve_targets
+from medpol.compiler.types import shift_unit
+from medpol.compiler.words import describe, window_words
+from medpol.dsl import ir
 
 
 class _Absent:

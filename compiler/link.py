@@ -13,9 +13,9 @@ import difflib
 
 import attrs
 
-from compiler.resolve import Model
-from dsl import ir
-from dsl.diagnostics import Diagnostic
+from medpol.compiler.resolve import Model
+from medpol.dsl import ir
+from medpol.dsl.diagnostics import Diagnostic
 
 
 @attrs.frozen

@@ -6,16 +6,16 @@ decided for the item it serves, a dependent that follows its base, the member's 
 standing in), never on the claim. So the walk is planned once per kind of line, and only
 the effective windows are left to test on the line's date. The plan is what the compiled
 decision of a code is generated from (compiler.decision), and what the engine walks when
-it traces a decision with the interpreter (medpol.decide).
+it traces a decision with the interpreter (medpol.engine.decide).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from compiler.resolve import Members, Model, resolve_targets
-from compiler.words import outcome_of_kind
-from dsl import ir
+from medpol.compiler.resolve import Members, Model, resolve_targets
+from medpol.compiler.words import outcome_of_kind
+from medpol.dsl import ir
 
 UNKNOWN_SERVED = "?"  # a base line whose served item the claim does not say
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from compiler.passages import SourceDocument, normalize
-from compiler.resolve import Model
-from dsl import ir
+from medpol.compiler.passages import SourceDocument, normalize
+from medpol.compiler.resolve import Model
+from medpol.dsl import ir
 
 
 def clauses(cond, owner: str):

@@ -10,8 +10,8 @@ import datetime
 
 import attrs
 
-from dsl import ir
-from dsl.diagnostics import Diagnostic
+from medpol.dsl import ir
+from medpol.dsl.diagnostics import Diagnostic
 
 # Names the language defines for every policy.
 BUILTIN_FACTS: dict[str, ir.FactType] = {

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime
 
-from compiler.logic import all_of, not_  # noqa: F401 - generated code reads them from here
-from compiler.resolve import DiagnosisSet, Members, in_members
+from medpol.compiler.logic import all_of, not_  # noqa: F401 - generated code reads them from here
+from medpol.compiler.resolve import DiagnosisSet, Members, in_members
 
 Truth = "bool | frozenset[str]"
 

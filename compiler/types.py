@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from compiler.resolve import Model
-from dsl import ir
+from medpol.compiler.resolve import Model
+from medpol.dsl import ir
 
 # Units as written -> their family, the name a dimension uses.
 UNIT_FAMILY = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dsl import ir
+from medpol.dsl import ir
 
 # Every word a reader sees for a denial category or a decided line's outcome is said here,
 # so that a decision, its explanation, a report and the site say it the same way.

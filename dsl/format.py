@@ -29,7 +29,7 @@ import attrs
 from lark import Lark, Token
 from lark.exceptions import LarkError
 
-from dsl.parser import BadIndent, _parser, _PolicyIndenter, parse
+from medpol.dsl.parser import BadIndent, _parser, _PolicyIndenter, parse
 
 INDENT = "  "
 # A line broken inside parentheses (only to keep a comment there) goes on deeper than its block.

@@ -7,9 +7,9 @@ import datetime
 import attrs
 from lark import Token, Transformer, Tree, v_args
 
-from dsl import ir
-from dsl.diagnostics import Diagnostic, PolicyError
-from dsl.parser import parse
+from medpol.dsl import ir
+from medpol.dsl.diagnostics import Diagnostic, PolicyError
+from medpol.dsl.parser import parse
 
 
 def _span(meta) -> ir.Span:

@@ -11,7 +11,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import Indenter
 
-from dsl.diagnostics import Diagnostic, PolicyError
+from medpol.dsl.diagnostics import Diagnostic, PolicyError
 
 
 class BadIndent(Exception):
@@ -93,7 +93,7 @@ class _PolicyIndenter(Indenter):
 @functools.cache
 def _parser() -> Lark:
     return Lark.open_from_package(
-        "dsl",
+        "medpol.dsl",
         "policy.lark",
         parser="lalr",
         postlex=_PolicyIndenter(),

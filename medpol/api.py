@@ -18,18 +18,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from compiler.check import check
-from compiler.generate import generate
-from compiler.interpret import InterpretedPredicates
-from compiler.load import load
-from compiler.passages import SourceDocument
-from compiler.plan import UNKNOWN_SERVED
-from compiler.reasons import build_reasons
-from compiler.resolve import Model, resolve
-from dsl import ir
-from dsl.diagnostics import Diagnostic, PolicyError
-from dsl.lower import read
-from medpol.decide import Engine
+from medpol.compiler.check import check
+from medpol.compiler.generate import generate
+from medpol.compiler.interpret import InterpretedPredicates
+from medpol.compiler.load import load
+from medpol.compiler.passages import SourceDocument
+from medpol.compiler.plan import UNKNOWN_SERVED
+from medpol.compiler.reasons import build_reasons
+from medpol.compiler.resolve import Model, resolve
+from medpol.dsl import ir
+from medpol.dsl.diagnostics import Diagnostic, PolicyError
+from medpol.dsl.lower import read
+from medpol.engine.decide import Engine
 
 
 @contextlib.contextmanager
@@ -98,7 +98,7 @@ class CompiledPolicy:
 
     def passage_text(self, text: str) -> str:
         """A quoted passage with the words left out by `...` restored from the source document."""
-        from compiler.passages import normalize
+        from medpol.compiler.passages import normalize
 
         return self.document.expand(text) if self.document is not None else normalize(text)
 
@@ -119,11 +119,11 @@ class CompiledPolicy:
         """Decide one claim (a decoded JSON object); never raises for a malformed claim.
 
         With `why_not`, each denied or pending line also says what would cover it
-        (medpol.whynot): the least fact values, one set per route to coverage.
+        (medpol.engine.whynot): the least fact values, one set per route to coverage.
         """
         decision = self.engine.decide(claim, as_of)
         if why_not:
-            from medpol.whynot import why_not as routes
+            from medpol.engine.whynot import why_not as routes
 
             decision = routes(self, claim, decision, as_of)
         return decision
@@ -171,7 +171,7 @@ def _rebuild(text: str, path: str, document: str | None, label: str, siblings=()
     compiled.label = label
     compiled.strict = strict
     if siblings:
-        from medpol.library import link_alone
+        from medpol.engine.library import link_alone
 
         link_alone(compiled, list(siblings))
     return compiled
@@ -205,7 +205,7 @@ def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None, 
     """
     path = str(path)
     if known_at is not None or ("@" in path and not Path(path).exists()):
-        from medpol.revisions import resolve as resolve_ref
+        from medpol.history.revisions import resolve as resolve_ref
 
         version = resolve_ref(path, known_at)
         compiled = compile_text(version.text, version.path, read_source=version.source_reader)
@@ -219,15 +219,15 @@ def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None, 
         compiled = compile_text(text, path)
         ref = None
     if linked:
-        from medpol.library import siblings_for
+        from medpol.engine.library import siblings_for
 
         siblings_for(compiled, known_at, ref)
     return compiled
 
 
 def load_library(paths, known_at: datetime.date | None = None):
-    """Compile every policy under `paths` (folders or files) into one library (medpol.library)."""
-    from medpol.library import load_library as load
+    """Compile every policy under `paths` (folders or files) into one library (medpol.engine.library)."""
+    from medpol.engine.library import load_library as load
 
     return load(paths, known_at)
 

@@ -73,7 +73,7 @@ def highlighted(lines: list[str], mark: tuple[int, int, int] | None = None, styl
     """Each line as HTML, coloured by the policy lexer; `mark` (line, start, end) is drawn in `style`."""
     from pygments.token import STANDARD_TYPES
 
-    from medpol.highlight import PolicyLexer
+    from medpol.publish.highlight import PolicyLexer
 
     out = []
     for number, line in enumerate(lines):

@@ -23,7 +23,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medpol.site import ClaimSample, build  # noqa: E402
+from medpol.publish.site import ClaimSample, build  # noqa: E402
 
 # (file name, page, the element to open the shot at, what it shows)
 SHOTS = (

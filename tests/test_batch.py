@@ -206,7 +206,7 @@ def test_workers_that_write_their_own_chunks_match_one_job_byte_for_byte(tmp_pat
 
 
 def test_a_spooled_chunk_is_copied_whole_into_a_buffer_and_removed(tmp_path):
-    from medpol.batch import _copy_spooled
+    from medpol.batch.local import _copy_spooled
 
     spooled = tmp_path / "7"
     spooled.write_bytes(b'{"claim": "a"}\n' * 1000)

@@ -1,4 +1,4 @@
-"""Tests for medpol.claims: reading one claim per the claims contract."""
+"""Tests for medpol.engine.claims: reading one claim per the claims contract."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medpol.claims import Claim, ClaimError, HistoryLine, Line, LineError, read_claim
+from medpol.engine.claims import Claim, ClaimError, HistoryLine, Line, LineError, read_claim
 
 VALID: dict[str, Any] = {
     "id": "ex-iv-pole-with-stationary-pump",
@@ -600,7 +600,7 @@ def test_a_birth_date_after_a_date_of_service_is_an_error_naming_it():
     ],
 )
 def test_a_date_that_does_not_exist_is_told_apart_from_a_misspelt_one(text, says):
-    from medpol.claims import date_problem
+    from medpol.engine.claims import date_problem
 
     assert date_problem(text) == f"`{text}` is not a date" + (": " if "YYYY" not in says else " (") + says + (
         ")" if "YYYY" in says else ""

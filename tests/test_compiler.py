@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.runtime import LineContext
 from medpol.api import compile_text, load_policy
+from medpol.compiler.runtime import LineContext
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "external-infusion-pump.policy"
@@ -111,7 +111,7 @@ def test_generated_code_is_registered_for_tracebacks():
 def test_show_python_prints_the_predicates(capsys):
     from click.testing import CliRunner
 
-    from medpol.cli import main
+    from medpol.cli.main import main
 
     result = CliRunner().invoke(main, ["compile", str(POLICY), "--show-python"])
     assert result.exit_code == 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from dsl.diagnostics import PolicyError
 from medpol.api import compile_text
+from medpol.dsl.diagnostics import PolicyError
 
 HEAD = """\
 policy demo "Demo"

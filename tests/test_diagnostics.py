@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dsl.diagnostics import Diagnostic
 from medpol.api import check_text
+from medpol.dsl.diagnostics import Diagnostic
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "diagnostics"

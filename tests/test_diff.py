@@ -11,10 +11,10 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from compiler.diff import diff_policies
-from medpol import report
 from medpol.api import CompiledPolicy, compile_text
-from medpol.impact import impact
+from medpol.compiler.diff import diff_policies
+from medpol.history import report
+from medpol.history.impact import impact
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "external-infusion-pump.policy"

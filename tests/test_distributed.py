@@ -25,7 +25,7 @@ def test_the_policy_pickles_and_decides_the_same():
 
 
 def test_a_bag_over_a_partitioned_file_decides_in_order(tmp_path):
-    from medpol.distributed import decide_bag
+    from medpol.batch.distributed import decide_bag
 
     claims = generate(120, 21)
     for part in range(3):
@@ -41,7 +41,7 @@ def test_a_bag_over_a_partitioned_file_decides_in_order(tmp_path):
 def test_a_dataframe_of_claim_json(tmp_path):
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
-    from medpol.distributed import decide_dataframe
+    from medpol.batch.distributed import decide_dataframe
 
     claims = generate(30, 4)
     frame = dd.from_pandas(pd.DataFrame({"claim": [orjson.dumps(c).decode() for c in claims]}), npartitions=3)

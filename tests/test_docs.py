@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from medpol.api import check_text
-from medpol.cli import main as cli
+from medpol.cli.main import main as cli
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGE = ROOT / "site" / "docs" / "language.md"

@@ -1,4 +1,4 @@
-"""What an editor asks of a policy (medpol.editing), without a client: completion in the
+"""What an editor asks of a policy (medpol.authoring.editing), without a client: completion in the
 places the language server tests do not reach, and `medpol lsp` without its extra."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from medpol import editing
-from medpol.cli import main as cli
-from medpol.library import check_files
+from medpol.authoring import editing
+from medpol.cli.main import main as cli
+from medpol.engine.library import check_files
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

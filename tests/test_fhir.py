@@ -18,7 +18,8 @@ from fhir.resources.R4B.questionnaire import Questionnaire  # noqa: E402
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse  # noqa: E402
 
 from medpol.api import load_policy  # noqa: E402
-from medpol.fhir import (  # noqa: E402
+from medpol.engine.library import load_library  # noqa: E402
+from medpol.service.fhir import (  # noqa: E402
     CARC,
     FhirClaims,
     claim_response,
@@ -28,7 +29,6 @@ from medpol.fhir import (  # noqa: E402
     questionnaire_response,
     read_elsewhere,
 )
-from medpol.library import load_library  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl.diagnostics import PolicyError
-from dsl.format import format_text
-from dsl.lower import read
-from medpol.cli_fmt import fmt_cmd
+from medpol.cli.fmt import fmt_cmd
+from medpol.dsl.diagnostics import PolicyError
+from medpol.dsl.format import format_text
+from medpol.dsl.lower import read
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = REPO / "policies" / "external-infusion-pump.policy"

@@ -13,7 +13,7 @@ pygments = pytest.importorskip("pygments")
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename  # noqa: E402
 from pygments.token import Comment, Error, Keyword, Literal, Name, String  # noqa: E402
 
-from medpol.highlight import PolicyLexer  # noqa: E402
+from medpol.publish.highlight import PolicyLexer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "site" / "docs"
@@ -77,7 +77,7 @@ def test_keywords_passages_dates_codes_and_comments_are_told_apart():
 def test_the_vscode_grammar_colours_the_words_the_lexer_does():
     import json
 
-    from medpol.highlight import CONSTANTS, KEYWORDS, TYPES, UNITS
+    from medpol.publish.highlight import CONSTANTS, KEYWORDS, TYPES, UNITS
 
     grammar = json.loads((ROOT / "editors" / "vscode" / "syntaxes" / "medpol.tmLanguage.json").read_text())
     rules = grammar["repository"]
@@ -95,7 +95,7 @@ def test_every_word_of_the_grammar_is_coloured():
     """The grammar is where a keyword is born: the lexer must know each of its words."""
     import re
 
-    from medpol.highlight import CONSTANTS, KEYWORDS, TYPES, UNITS
+    from medpol.publish.highlight import CONSTANTS, KEYWORDS, TYPES, UNITS
 
     grammar = re.sub(r"//.*", "", (ROOT / "dsl" / "policy.lark").read_text(encoding="utf-8"))
     words = set(re.findall(r'"([A-Za-z_]+)"', grammar))

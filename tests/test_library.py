@@ -12,10 +12,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from dsl.diagnostics import PolicyError
 from medpol.api import load_policy
-from medpol.cli import main
-from medpol.library import load_library
+from medpol.cli.main import main
+from medpol.dsl.diagnostics import PolicyError
+from medpol.engine.library import load_library
 
 HEAD = """\
 medpol 1

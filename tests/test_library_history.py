@@ -11,12 +11,12 @@ import git
 import pytest
 from click.testing import CliRunner
 
-from compiler.diff import diff_libraries
-from dsl.diagnostics import PolicyError
-from medpol import report
-from medpol.cli import main
-from medpol.impact import library_impact
-from medpol.revisions import RefError, library_history, load_library_version
+from medpol.cli.main import main
+from medpol.compiler.diff import diff_libraries
+from medpol.dsl.diagnostics import PolicyError
+from medpol.history import report
+from medpol.history.impact import library_impact
+from medpol.history.revisions import RefError, library_history, load_library_version
 
 CANES_1 = """\
 medpol 1

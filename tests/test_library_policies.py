@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from medpol.api import load_policy
-from medpol.cli import main
-from medpol.library import load_library
+from medpol.cli.main import main
+from medpol.engine.library import load_library
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from medpol.cli import main
-from medpol.site import build, collect, render_pages
+from medpol.cli.main import main
+from medpol.publish.site import build, collect, render_pages
 from tests.test_library_history import CANES_2, WALKERS_1, commit, new_repo
 
 # Revision 2 of the walker policy is committed but takes effect after the day the site is built.

@@ -23,8 +23,8 @@ from pygls.uris import from_fs_path  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features  # noqa: E402
 
-from dsl.format import format_text  # noqa: E402
-from medpol.cli import main as cli  # noqa: E402
+from medpol.cli.main import main as cli  # noqa: E402
+from medpol.dsl.format import format_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

@@ -23,7 +23,7 @@ class Hide(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Hide())
 _find = importlib.util.find_spec
 importlib.util.find_spec = lambda n, *a: None if n.split('.')[0] in HIDDEN else _find(n, *a)
-from medpol.cli import main
+from medpol.cli.main import main
 main(sys.argv[1:])
 """
 

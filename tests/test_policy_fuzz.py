@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsl.diagnostics import Diagnostic
 from medpol.api import check_text
+from medpol.dsl.diagnostics import Diagnostic
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = REPO / "policies" / "external-infusion-pump.policy"

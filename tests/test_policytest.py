@@ -10,8 +10,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from medpol import cli_test, policytest
 from medpol.api import check_file
+from medpol.authoring.policytests.load import load_tests
+from medpol.authoring.policytests.run import Runner
+from medpol.cli import test as cli_test
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
@@ -48,7 +50,7 @@ def test_the_bundled_tests_pass(bundled_run):
     summary = SUMMARY.match(last_line(bundled_run.output))
     assert summary, last_line(bundled_run.output)
     passed = int(summary.group(1))
-    assert passed == len(policytest.load_tests(BUNDLED).cases) and summary.group(2) == "0"
+    assert passed == len(load_tests(BUNDLED).cases) and summary.group(2) == "0"
     assert f"external-infusion-pump.tests.yaml: {passed} passed, 0 failed" in bundled_run.output
     assert "FAILED" not in bundled_run.output
 
@@ -69,7 +71,7 @@ def test_the_bundled_tests_expect_what_the_contract_examples_expect():
     fixtures = ROOT / "tests" / "fixtures" / "contract"
     claims = [json.loads(line) for line in (fixtures / "claims.jsonl").read_text().splitlines() if line.strip()]
     expected = [json.loads(line) for line in (fixtures / "expected.jsonl").read_text().splitlines() if line.strip()]
-    cases = policytest.load_tests(BUNDLED).cases
+    cases = load_tests(BUNDLED).cases
     for claim, decision in zip(claims, expected, strict=True):
         source = f"../tests/fixtures/contract/claims.jsonl#{claim['id']}"
         case = next(c for c in cases if c.source == source and c.known_at is None and c.as_of is None)
@@ -116,7 +118,7 @@ def test_a_failing_case_shows_its_first_difference_and_the_tree(tmp_path):
     copy.write_text(
         text.replace(case, case.replace("outcome: denied, category: not_reasonable_and_necessary", "outcome: covered"))
     )
-    total = len(policytest.load_tests(copy).cases)
+    total = len(load_tests(copy).cases)
 
     result = run("test", str(copy))
     assert result.exit_code == 1
@@ -254,8 +256,8 @@ def tiny(tmp_path):
 
 
 def test_coverage_counts_are_exact(tiny):
-    runner = policytest.Runner()
-    result = runner.run(policytest.load_tests(tiny))
+    runner = Runner()
+    result = runner.run(load_tests(tiny))
     assert (result.passed, result.failed) == (3, 0)
     (cov,) = runner.coverage.values()
     assert cov.cases == 3

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from medpol.api import compile_text, load_policy
-from medpol.cli import main
-from medpol.revisions import RefError, history, import_history, resolve
+from medpol.cli.main import main
+from medpol.history.revisions import RefError, history, import_history, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "external-infusion-pump.policy"

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from compiler.runtime import LineContext, age, within
+from medpol.compiler.runtime import LineContext, age, within
 
 D = datetime.date
 

@@ -1,4 +1,4 @@
-"""The contract's JSON Schema is written once (medpol.schema): the docs' copy and the
+"""The contract's JSON Schema is written once (medpol.service.schema): the docs' copy and the
 service's OpenAPI document are that schema."""
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medpol import schema
+from medpol.service import schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_docs_schema_is_the_modules():
     printed = subprocess.run(
-        [sys.executable, "-m", "medpol.schema"], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-m", "medpol.service.schema"], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout
     assert (ROOT / "docs" / "claims.schema.json").read_text(encoding="utf-8") == printed, (
-        "docs/claims.schema.json is stale: python -m medpol.schema > docs/claims.schema.json"
+        "docs/claims.schema.json is stale: python -m medpol.service.schema > docs/claims.schema.json"
     )
 
 

@@ -208,7 +208,7 @@ def test_policies_health_and_openapi(library):
     ready = library.client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["policies"][PUMP] == "22"
     document = library.client.get("/openapi.json").json()
-    from medpol.schema import schemas
+    from medpol.service.schema import schemas
 
     assert document["components"]["schemas"] == json.loads(json.dumps(schemas()))
     assert "/v1/decisions" in document["paths"]
@@ -320,7 +320,7 @@ def test_serve_without_the_extra_names_it():
         "import importlib.util\n"
         "_find = importlib.util.find_spec\n"
         "importlib.util.find_spec = lambda n, *a: None if n in ('starlette', 'uvicorn') else _find(n, *a)\n"
-        "from medpol.cli import main\n"
+        "from medpol.cli.main import main\n"
         "main(['serve', 'policies/'])\n"
     )
     done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, cwd=ROOT)
@@ -333,8 +333,8 @@ def test_a_fhir_claim_is_answered_with_a_claim_response(library):
     pytest.importorskip("fhir.resources")
     from fhir.resources.R4B.claimresponse import ClaimResponse
 
-    from medpol.fhir import claim_to_fhir, fact_types
-    from medpol.library import load_library
+    from medpol.engine.library import load_library
+    from medpol.service.fhir import claim_to_fhir, fact_types
 
     claim = json.loads(CLAIMS.read_bytes().splitlines()[1])
     resource = claim_to_fhir(claim, fact_types(load_library([POLICIES])))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from medpol.library import policy_id_of
-from medpol.site import build
+from medpol.engine.library import policy_id_of
+from medpol.publish.site import build
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

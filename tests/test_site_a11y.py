@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medpol.site import build
+from medpol.publish.site import build
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
@@ -58,7 +58,7 @@ def findings(tmp_path_factory):
 def _sample():
     import orjson
 
-    from medpol.site import ClaimSample
+    from medpol.publish.site import ClaimSample
 
     lines = (ROOT / "tests/fixtures/contract/claims.jsonl").read_bytes().splitlines()
     return ClaimSample(tuple(orjson.loads(line) for line in lines if line.strip()))

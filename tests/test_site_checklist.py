@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medpol.library import load_library
-from medpol.site import build, checklist_path
+from medpol.engine.library import load_library
+from medpol.publish.site import build, checklist_path
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

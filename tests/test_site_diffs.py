@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from medpol.site import ClaimSample, build
+from medpol.publish.site import ClaimSample, build
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
@@ -40,7 +40,7 @@ def test_the_added_item_is_marked_as_added(site):
 
 
 def test_the_site_and_the_standalone_report_share_their_marks(site):
-    from medpol.report import environment
+    from medpol.history.report import environment
 
     report_css = environment().get_template("_style.css.j2").render()
     site_css = (site / "stylesheets" / "diff.css").read_text(encoding="utf-8")

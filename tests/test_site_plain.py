@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from medpol.api import compile_text
-from medpol.library import load_library
-from medpol.plain import Wording
-from medpol.site import build
+from medpol.engine.library import load_library
+from medpol.publish.plain import Wording
+from medpol.publish.site import build
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
@@ -92,7 +92,7 @@ def test_a_value_reads_as_its_label_and_one_without_a_label_by_its_name(wording)
 
 
 def test_a_negated_yes_no_fact_answers_no(wording):
-    from dsl import ir
+    from medpol.dsl import ir
 
     assert wording.leaf(ir.Not(ir.Truth("home_use", ir.NO_SPAN), ir.NO_SPAN)) == "Is the pump used in the home? No."
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from dsl.diagnostics import Diagnostic, PolicyError
-from dsl.parser import parse
 from medpol.api import check_file, check_text
-from medpol.scaffold import policy_text
+from medpol.authoring.scaffold import policy_text
+from medpol.dsl.diagnostics import Diagnostic, PolicyError
+from medpol.dsl.parser import parse
 
 GOOD = policy_text("demo-pump", "Demo Pump", datetime.date(2026, 1, 5))
 

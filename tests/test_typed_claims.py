@@ -1,4 +1,4 @@
-"""Claims decoded as typed data in one pass (medpol.contract): the same claims, decisions
+"""Claims decoded as typed data in one pass (medpol.engine.contract): the same claims, decisions
 and error messages as the detailed reader, and the contract's JSON Schema."""
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.eval import generate
-from medpol import batch, schema
 from medpol.api import load_policy
-from medpol.claims import read_claim
-from medpol.contract import ClaimIn, claim_schema, decode_claim
-from medpol.fhir import FhirClaims
+from medpol.batch import local as batch
+from medpol.engine.claims import read_claim
+from medpol.engine.contract import ClaimIn, claim_schema, decode_claim
+from medpol.service import schema
+from medpol.service.fhir import FhirClaims
 from tests.test_claims import CLAIM_ERRORS, LINE_ERRORS, VALID, _apply, _split, claim
 
 ROOT = Path(__file__).resolve().parent.parent

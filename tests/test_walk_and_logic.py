@@ -9,10 +9,10 @@ from pathlib import Path
 import attrs
 import pytest
 
-from compiler import logic, runtime, words
-from dsl import ir
 from medpol.api import load_policy
-from medpol.errors import error_decision
+from medpol.compiler import logic, runtime, words
+from medpol.dsl import ir
+from medpol.engine.errors import error_decision
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = sorted((ROOT / "policies").glob("*.policy"))

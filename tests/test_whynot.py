@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from medpol.api import load_library, load_policy
-from medpol.whynot import describe_routes, why_not, with_facts
+from medpol.engine.whynot import describe_routes, why_not, with_facts
 from tests.claimbuilder import SET1, claim, line
 from tests.strategies import claims, glucose_claims, indicated_pump_claims, policy_claims
 

@@ -1,0 +1,422 @@
+"""Policy tests files: read the YAML cases kept beside a policy into cases to run.
+
+A tests file (`NAME.tests.yaml`, read with PyYAML's safe loader):
+
+    policy: external-infusion-pump.policy   # the policy, relative to this file
+    defaults:                               # merged into every inline claim; mappings merge deeply
+      member: {id: M-1, birth_date: "1970-03-02", line_of_business: commercial}
+      diagnoses: []
+      facts: {face_to_face_date: "2025-12-15"}
+      line: {service_date: "2026-02-10"}    # merged into every line of an inline claim
+    x-fact-sets:                            # keys starting with `x-` are ignored: a place for YAML anchors
+      set1: &set1 {home_parenteral_necessary: true}
+    cases:
+      - name: deferoxamine for chronic iron overload is covered    # unique in the file
+        claim:                              # an inline claim (docs/claims-contract.md, section 1), or
+          line: {service_date: 2026-03-10}  # this claim's line defaults, over those of `defaults`
+          diagnoses: [E83.111]
+          lines: [E0781, {hcpcs: J0895, units: 8}]   # a bare code is {hcpcs: CODE}; seq defaults to the position
+          facts: {<<: *set1, infusion_hours: 24}     # null leaves a default fact unknown
+        claim_file: ../tests/fixtures/contract/claims.jsonl#ex-medicare-member   # .json, or .jsonl#claim-id
+        as_of: 2026-01-24                   # optional: decide every line as if served that day
+        known_at: 2025-12-12                # optional: decide under the revision published that day
+        expect:                             # the lines to check (lines left out are not checked)
+          - {seq: 1, outcome: covered, rule: commonly_used.deferoxamine}   # rule: a reason's rule id, or a list
+          - {seq: 2, outcome: denied, category: not_reasonable_and_necessary}
+          - {seq: 3, outcome: pending, missing: [cd19_positive]}          # missing: exactly these, in any order
+          - {seq: 4, outcome: refer, refer_to: LCD L33794}
+          - {seq: 5, outcome: error, message: service_date}               # message: a part of the error message
+        # or, for a claim the contract rejects as a whole:  expect: {outcome: error, message: lines}
+
+An inline claim gets `id` = the case name unless it gives one; dates may be written unquoted.
+A claim from `claim_file` is used as it is, without the defaults.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from medpol.compiler.words import CATEGORY_WORDS, category_words
+
+OUTCOMES = ("covered", "denied", "pending", "refer", "not_applicable", "error")
+CATEGORIES = tuple(CATEGORY_WORDS)
+_TOP_KEYS = ("policy", "defaults", "cases")
+_CASE_KEYS = ("name", "claim", "claim_file", "as_of", "known_at", "expect")
+_EXPECT_KEYS = (
+    "seq",
+    "outcome",
+    "category",
+    "refer_to",
+    "missing",
+    "rule",
+    "message",
+    "allowed_units",
+    "denied_units",
+)
+# An expectation key only means something for one outcome; elsewhere it is a mistake in the file.
+_KEY_OUTCOME = {"category": "denied", "refer_to": "refer", "missing": "pending", "message": "error"}
+TESTS_SUFFIX = ".tests.yaml"
+
+
+class TestFileError(Exception):
+    """A tests file that cannot be used at all: not YAML, or without its policy or cases."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+
+# ---------------------------------------------------------------- the tests file
+
+
+@dataclass(frozen=True)
+class LineExpectation:
+    seq: int
+    outcome: str
+    category: str | None = None
+    refer_to: str | None = None
+    missing: tuple[str, ...] | None = None
+    rules: tuple[str, ...] = ()
+    message: str | None = None
+    allowed_units: float | None = None  # a line paid in part: the units covered
+    denied_units: float | None = None
+
+    def words(self) -> str:
+        if self.allowed_units is not None or self.denied_units is not None:
+            return f"{self.outcome.replace('_', ' ')} ({_units_words(self.allowed_units, self.denied_units)})"
+        if self.outcome == "denied" and self.category:
+            return f"denied ({category_words(self.category)})"
+        if self.outcome == "refer" and self.refer_to:
+            return f"refer to {self.refer_to}"
+        if self.outcome == "pending" and self.missing is not None:
+            return f"pending (needs {', '.join(sorted(self.missing))})"
+        if self.outcome == "error" and self.message:
+            return f"an error mentioning `{self.message}`"
+        return self.outcome.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class ClaimErrorExpectation:
+    """The contract rejects the claim as a whole (`"outcome": "error"` on the decision)."""
+
+    message: str | None = None
+
+
+@dataclass
+class Case:
+    index: int  # 1-based position in the file
+    name: str
+    claim: dict | None = None
+    source: str = "inline"  # or the claim_file reference
+    as_of: datetime.date | None = None
+    known_at: datetime.date | None = None
+    expect: list[LineExpectation] | ClaimErrorExpectation = field(default_factory=list)
+    problem: str | None = None  # why the case cannot run; it then fails with this message
+
+    @property
+    def label(self) -> str:
+        return f"case {self.name}" if self.name else f"case #{self.index}"
+
+
+@dataclass
+class TestFile:
+    __test__ = False
+
+    path: Path
+    policy_path: Path
+    cases: list[Case]
+
+
+def load_tests(path: str | os.PathLike) -> TestFile:
+    """Read and validate a tests file. A file-level problem raises TestFileError; a malformed
+    case is kept with its `problem`, so the other cases still run."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise TestFileError(f"{path}: cannot read the file: {getattr(err, 'strerror', None) or err}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: as safe as yaml.safe_load
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise TestFileError(f"{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise TestFileError(f"{path}: expected a mapping with `policy` and `cases`, got {_kind(data)}")
+    unknown = [k for k in data if k not in _TOP_KEYS and not (isinstance(k, str) and k.startswith("x-"))]
+    if unknown:
+        raise TestFileError(
+            f"{path}: unknown key `{unknown[0]}` (a tests file has {', '.join(_TOP_KEYS)}, and `x-` keys for anchors)"
+        )
+    for key in ("policy", "cases"):
+        if key not in data:
+            raise TestFileError(f"{path}: the required key `{key}` is missing")
+    policy = data["policy"]
+    if not isinstance(policy, str) or not policy.strip():
+        raise TestFileError(f"{path}: `policy` must be the policy's file name, got {_kind(policy)}")
+    policy_path = (path.parent / policy).resolve() if not Path(policy).is_absolute() else Path(policy)
+    if not policy_path.is_file():
+        raise TestFileError(f"{path}: the policy `{policy}` does not exist (looked for {policy_path})")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise TestFileError(f"{path}: `defaults` must be a mapping of claim fields, got {_kind(defaults)}")
+    if "line" in defaults and not isinstance(defaults["line"], dict):
+        raise TestFileError(f"{path}: `defaults.line` must be a mapping of line fields")
+    raw_cases = data["cases"]
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise TestFileError(f"{path}: `cases` must be a non-empty list of cases, got {_kind(raw_cases)}")
+    cases: list[Case] = []
+    names: dict[str, int] = {}
+    claim_files: dict[Path, dict] = {}
+    for index, raw in enumerate(raw_cases, start=1):
+        case = _read_case(raw, index, path, defaults, claim_files)
+        if case.problem is None and case.name in names:
+            case.problem = f"the name is already used by case #{names[case.name]}"
+        names.setdefault(case.name, index)
+        if case.problem is not None:
+            where = f"{path}: case #{index}" + (f' "{case.name}"' if case.name else "")
+            case.problem = f"{where}: {case.problem}"
+        cases.append(case)
+    return TestFile(path, policy_path, cases)
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that a date that does not exist (2026-02-30) stays a string.
+
+    safe_load raises a bare ValueError for it, with no line to point at; kept as a string, it is
+    reported as the case's bad date, or decided as the contract says (a line with a bad date is an error).
+    """
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode):
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+class _Bad(Exception):
+    """A problem with one case, found while reading it."""
+
+
+def _read_case(raw, index: int, path: Path, defaults: dict, claim_files: dict) -> Case:
+    if not isinstance(raw, dict):
+        return Case(index, "", problem=f"expected a mapping with name, claim and expect, got {_kind(raw)}")
+    name = raw.get("name")
+    case = Case(index, name.strip() if isinstance(name, str) else "")
+    try:
+        unknown = [k for k in raw if k not in _CASE_KEYS]
+        if unknown:
+            raise _Bad(f"unknown key `{unknown[0]}` (a case has {', '.join(_CASE_KEYS)})")
+        if not isinstance(name, str) or not name.strip():
+            raise _Bad("`name` is missing or not a string")
+        if ("claim" in raw) == ("claim_file" in raw):
+            raise _Bad("give exactly one of `claim` (inline) and `claim_file`")
+        case.as_of = _read_date(raw.get("as_of"), "as_of")
+        case.known_at = _read_date(raw.get("known_at"), "known_at")
+        if "expect" not in raw:
+            raise _Bad("`expect` is missing")
+        case.expect = _read_expect(raw["expect"])
+        if "claim" in raw:
+            case.claim = _inline_claim(raw["claim"], defaults, case.name)
+        else:
+            case.source = str(raw["claim_file"])
+            case.claim = _claim_from_file(raw["claim_file"], path, claim_files)
+    except _Bad as err:
+        case.problem = str(err)
+    return case
+
+
+def _read_date(value, key: str) -> datetime.date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        raise _Bad(f"`{key}` must be a date (YYYY-MM-DD), not a date and time")
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise _Bad(f"`{key}`: `{value}` is not a date (YYYY-MM-DD)")
+
+
+def _read_expect(raw) -> list[LineExpectation] | ClaimErrorExpectation:
+    if isinstance(raw, dict):
+        if raw.get("outcome") != "error" or set(raw) - {"outcome", "message"}:
+            raise _Bad("`expect` is a list of line expectations, or `{outcome: error, message: ...}` for a claim error")
+        message = raw.get("message")
+        if message is not None and not isinstance(message, str):
+            raise _Bad("`expect.message` must be a string")
+        return ClaimErrorExpectation(message)
+    if not isinstance(raw, list) or not raw:
+        raise _Bad(f"`expect` must be a non-empty list of line expectations, got {_kind(raw)}")
+    out: list[LineExpectation] = []
+    seen: set[int] = set()
+    for i, item in enumerate(raw):
+        where = f"expect[{i}]"
+        if not isinstance(item, dict):
+            raise _Bad(f"{where}: expected a mapping like {{seq: 1, outcome: covered}}, got {_kind(item)}")
+        unknown = [k for k in item if k not in _EXPECT_KEYS]
+        if unknown:
+            raise _Bad(f"{where}: unknown key `{unknown[0]}` (expected {', '.join(_EXPECT_KEYS)})")
+        seq = item.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise _Bad(f"{where}.seq: expected the line's seq (an integer), got {_kind(seq)}")
+        if seq in seen:
+            raise _Bad(f"{where}: line {seq} is expected twice")
+        seen.add(seq)
+        outcome = item.get("outcome")
+        if outcome not in OUTCOMES:
+            raise _Bad(f"{where}.outcome: `{outcome}` is not one of {', '.join(OUTCOMES)}")
+        for key, belongs in _KEY_OUTCOME.items():
+            if key in item and outcome != belongs:
+                raise _Bad(f"{where}: `{key}` goes with outcome {belongs}, not {outcome}")
+        category = item.get("category")
+        if category is not None and category not in CATEGORIES:
+            raise _Bad(f"{where}.category: `{category}` is not one of {', '.join(CATEGORIES)}")
+        refer_to = item.get("refer_to")
+        if refer_to is not None and not isinstance(refer_to, str):
+            raise _Bad(f"{where}.refer_to: expected a string")
+        missing = item.get("missing")
+        if missing is not None:
+            if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
+                raise _Bad(f"{where}.missing: expected a list of fact names")
+            missing = tuple(missing)
+        rules = item.get("rule", ())
+        if isinstance(rules, str):
+            rules = (rules,)
+        if not isinstance(rules, (list, tuple)) or not all(isinstance(r, str) for r in rules):
+            raise _Bad(f"{where}.rule: expected a rule id or a list of them")
+        message = item.get("message")
+        if message is not None and not isinstance(message, str):
+            raise _Bad(f"{where}.message: expected a string")
+        units = {}
+        for key in ("allowed_units", "denied_units"):
+            value = item.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise _Bad(f"{where}.{key}: expected a number of units")
+            units[key] = value
+        out.append(LineExpectation(seq, outcome, category, refer_to, missing, tuple(rules), message, **units))
+    return out
+
+
+def _deep_merge(base, over):
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = _deep_merge(base[key], value) if key in base else value
+        return out
+    return over
+
+
+def _plain(value):
+    """JSON values: YAML reads unquoted dates as dates, the contract wants strings."""
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _inline_claim(raw, defaults: dict, name: str) -> dict:
+    if not isinstance(raw, dict):
+        raise _Bad(f"`claim` must be a mapping (a claim per docs/claims-contract.md), got {_kind(raw)}")
+    claim = _deep_merge(defaults, raw)
+    line_defaults = claim.pop("line", None) or {}
+    if not isinstance(line_defaults, dict):
+        raise _Bad("`claim.line` must be a mapping of line fields")
+    lines = claim.get("lines")
+    if isinstance(lines, list):
+        built = []
+        for position, line in enumerate(lines, start=1):
+            if isinstance(line, str):
+                line = {"hcpcs": line}
+            if isinstance(line, dict):
+                line = _deep_merge(line_defaults, line)
+                line.setdefault("seq", position)
+            built.append(line)
+        claim["lines"] = built
+    claim.setdefault("id", name)
+    return _plain(claim)
+
+
+def _claim_from_file(ref, path: Path, cache: dict) -> dict:
+    if not isinstance(ref, str) or not ref.strip():
+        raise _Bad("`claim_file` must be a file name, e.g. claims.jsonl#claim-id")
+    file_part, _, claim_id = ref.partition("#")
+    file = (path.parent / file_part).resolve()
+    if file not in cache:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise _Bad(f"claim_file `{file_part}`: cannot read it ({getattr(err, 'strerror', None) or err})") from None
+        if file.suffix == ".jsonl":
+            claims = []
+            for number, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    claims.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise _Bad(f"claim_file `{file_part}`, line {number}: not valid JSON ({err.msg})") from None
+            cache[file] = {"jsonl": claims}
+        else:
+            try:
+                cache[file] = {"json": json.loads(text)}
+            except json.JSONDecodeError as err:
+                raise _Bad(f"claim_file `{file_part}`: not valid JSON ({err.msg}, line {err.lineno})") from None
+    found = cache[file]
+    if "json" in found:
+        if claim_id:
+            raise _Bad(f"claim_file `{ref}`: `#id` picks a claim from a .jsonl file; a .json file is one claim")
+        return found["json"]
+    claims = found["jsonl"]
+    if not claim_id:
+        if len(claims) == 1:
+            return claims[0]
+        raise _Bad(f"claim_file `{ref}`: name the claim, e.g. `{file_part}#claim-id` ({len(claims)} claims)")
+    for claim in claims:
+        if isinstance(claim, dict) and claim.get("id") == claim_id:
+            return claim
+    raise _Bad(f"claim_file `{ref}`: no claim with id `{claim_id}`")
+
+
+def _units_words(allowed, denied) -> str:
+    parts = []
+    if allowed is not None:
+        parts.append(f"{allowed:g} units allowed")
+    if denied is not None:
+        parts.append(f"{denied:g} denied")
+    return ", ".join(parts)
+
+
+def _shown(path) -> str:
+    """A path as short as it can be said from here."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    text = str(value)
+    return f"`{text if len(text) <= 40 else text[:37] + '...'}`"

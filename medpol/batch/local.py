@@ -1,0 +1,492 @@
+"""Decide large batches: stream claims in chunks, on every core, in input order.
+
+Memory is bounded by the chunk size and the number of chunks in flight, never by the
+file: chunks are read lazily and handed to worker processes that each hold the compiled
+policy. A worker decides, encodes and writes its chunk to a spool file of its own; the
+main process only orders them, copying each spool file to the output (in the kernel,
+with os.sendfile, where it can) as soon as it is the next one, so the output is
+byte-identical whatever the number of jobs.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import gc
+import io
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import orjson
+
+from medpol.engine.contract import decode_claim
+from medpol.engine.errors import error_decision
+
+# A worker's engine and settings, set once per process by _init_worker.
+_WORKER: dict = {}
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------ reading
+
+
+def jsonl_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the chunk's first line, raw lines) for each chunk of a JSON Lines stream."""
+    chunk: list[bytes] = []
+    first = 1
+    for number, raw in enumerate(stream, 1):
+        if not chunk:
+            first = number
+        chunk.append(raw)
+        if len(chunk) >= chunk_size:
+            yield first, chunk
+            chunk = []
+    if chunk:
+        yield first, chunk
+
+
+def csv_claims(stream) -> Iterator[object]:
+    """Claims from CSV rows, one row per claim line, consecutive rows of a claim id grouped.
+
+    Columns: claim_id, member_id, birth_date, line_of_business, licensed_in_state, diagnoses,
+    seq, hcpcs, modifiers, service_date, units, place_of_service, line_facts, facts, history.
+
+    Claim-level columns are read from a claim's first row; `diagnoses` and `modifiers` are
+    separated by `;`; `facts`, `line_facts` and `history` hold JSON.
+    """
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    reader = csv.DictReader(text)
+    claim: dict | None = None
+    for row_number, row in enumerate(reader, 2):
+        claim_id = row.get("claim_id") or ""
+        if claim is None or claim["id"] != claim_id:
+            if claim is not None:
+                yield claim
+            claim = _claim_from_row(row, row_number)
+        claim["lines"].append(_line_or_problem(row, row_number))
+    if claim is not None:
+        yield claim
+
+
+def _line_or_problem(row: dict, row_number: int) -> dict:
+    """A claim line from a row; a cell that cannot be read stays in the line, for the claim
+    reader to name in that line's `error` decision, so the batch goes on."""
+    try:
+        return _line_from_row(row)
+    except ValueError as err:
+        return {
+            "seq": _int_or_text(row.get("seq")),
+            "hcpcs": row.get("hcpcs"),
+            "service_date": row.get("service_date"),
+            "units": f"row {row_number}: {err}",
+        }
+
+
+def _int_or_text(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _json_cell(value: str | None, default):
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value  # kept as given: the claim reader names the field that is not an object
+
+
+def _claim_from_row(row: dict, row_number: int) -> dict:
+    member = {
+        "id": row.get("member_id") or "",
+        "birth_date": row.get("birth_date") or "",
+        "line_of_business": row.get("line_of_business") or "",
+    }
+    claim = {
+        "id": row.get("claim_id") or "",
+        "member": member,
+        "diagnoses": [d.strip() for d in (row.get("diagnoses") or "").split(";") if d.strip()],
+        "lines": [],
+        "facts": _json_cell(row.get("facts"), {}),
+        "history": _json_cell(row.get("history"), []),
+    }
+    licensed = (row.get("licensed_in_state") or "").strip().lower()
+    if licensed:
+        claim["supplier"] = {"licensed_in_state": {"true": True, "false": False}.get(licensed, licensed)}
+    return claim
+
+
+def _line_from_row(row: dict) -> dict:
+    line: dict = {
+        "seq": _int_or_text(row.get("seq")),
+        "hcpcs": row.get("hcpcs") or "",
+        "service_date": row.get("service_date") or "",
+    }
+    units = (row.get("units") or "").strip()
+    if units:
+        try:
+            number = float(units)
+        except ValueError:
+            raise ValueError(f"`{units[:20]}` is not a number") from None
+        line["units"] = int(number) if number.is_integer() else number
+    modifiers = [m.strip() for m in (row.get("modifiers") or "").split(";") if m.strip()]
+    if modifiers:
+        line["modifiers"] = modifiers
+    if row.get("place_of_service"):
+        line["place_of_service"] = row["place_of_service"]
+    facts = _json_cell(row.get("line_facts"), None)
+    if facts is not None:
+        line["facts"] = facts
+    return line
+
+
+def parquet_claims(path: str) -> Iterator[object]:
+    """Claims from a Parquet file with the CSV columns (pyarrow, the `parquet` extra)."""
+    import pyarrow.parquet as pq
+
+    claim: dict | None = None
+    row_number = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+        for row in batch.to_pylist():
+            row_number += 1
+            row = {k: ("" if v is None else (v if isinstance(v, str) else _cell(v))) for k, v in row.items()}
+            if claim is None or claim["id"] != row.get("claim_id"):
+                if claim is not None:
+                    yield claim
+                claim = _claim_from_row(row, row_number)
+            claim["lines"].append(_line_or_problem(row, row_number))
+    if claim is not None:
+        yield claim
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def parquet_chunks(path: str, chunk_size: int) -> Iterator[tuple[int, list[object]]]:
+    return chunked(parquet_claims(path), chunk_size)
+
+
+class ParquetSink:
+    """Decision rows (the CSV columns) written to Parquet a chunk at a time."""
+
+    def __init__(self, path: str):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.pa = pa
+        self.schema = pa.schema([(name, pa.string()) for name in DECISION_COLUMNS])
+        self.writer = pq.ParquetWriter(path, self.schema)
+
+    def write(self, rows) -> None:
+        if rows:
+            columns = list(zip(*rows, strict=True))
+            self.writer.write_table(
+                self.pa.table(
+                    {
+                        name: self.pa.array(col, type=self.pa.string())
+                        for name, col in zip(DECISION_COLUMNS, columns, strict=True)
+                    },
+                    schema=self.schema,
+                )
+            )
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def csv_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list[object]]]:
+    return chunked(csv_claims(stream), chunk_size)
+
+
+def chunked(claims: Iterator[object], chunk_size: int) -> Iterator[tuple[int, list[object]]]:
+    """Claims already read, in chunks (they carry no line numbers: 0 stands for none)."""
+    chunk: list[object] = []
+    for claim in claims:
+        chunk.append(claim)
+        if len(chunk) >= chunk_size:
+            yield 0, chunk
+            chunk = []
+    if chunk:
+        yield 0, chunk
+
+
+# ------------------------------------------------------------------ writing
+
+DECISION_COLUMNS = (
+    "claim",
+    "policy",
+    "revision",
+    "seq",
+    "hcpcs",
+    "outcome",
+    "category",
+    "refer_to",
+    "missing",
+    "rules",
+    "message",
+)
+
+
+def to_csv_rows(decision: dict) -> list[list[str]]:
+    head = [decision.get("claim") or "", decision.get("policy") or "", decision.get("revision") or ""]
+    if decision.get("outcome") == "error":
+        return [head + ["", "", "error", "", "", "", "", decision.get("message", "")]]
+    rows = []
+    for line in decision["lines"]:
+        # A library's line names the policy that decided it.
+        rows.append(
+            [head[0], line.get("policy") or head[1], line.get("revision") or head[2]]
+            + [
+                str(line.get("seq", "")),
+                line.get("hcpcs") or "",
+                line["outcome"],
+                line.get("category", ""),
+                line.get("refer_to", ""),
+                ";".join(line.get("missing", ())),
+                ";".join(r["rule"] for r in line.get("reasons", ())),
+                line.get("message", ""),
+            ]
+        )
+    return rows
+
+
+def encode(decisions: list[dict], fmt: str = "jsonl"):
+    """Decisions as `medpol eval` writes them: JSON Lines (bytes), CSV (bytes), Parquet rows,
+    or FHIR ClaimResponse resources as JSON Lines."""
+    if fmt == "parquet":
+        return [row for decision in decisions for row in to_csv_rows(decision)]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for decision in decisions:
+            writer.writerows(to_csv_rows(decision))
+        return buffer.getvalue().encode("utf-8")
+    if fmt == "fhir":
+        from medpol.service.fhir import claim_response
+
+        return b"".join(orjson.dumps(claim_response(d, d.pop("_fhir", None))) + b"\n" for d in decisions)
+    return b"".join(orjson.dumps(d) + b"\n" for d in decisions)
+
+
+# ------------------------------------------------------------------ deciding
+
+
+def decide_chunk(
+    engine,
+    policy_id: str,
+    revision: str | None,
+    first: int,
+    items: list,
+    name: str,
+    as_of,
+    fmt: str,
+    typed: bool = False,
+) -> tuple[bytes, collections.Counter]:
+    """Decide one chunk: raw JSON lines (or claims already read); never drops or reorders one."""
+    decisions, counts = decide_items(engine, policy_id, revision, first, items, name, as_of, typed)
+    return encode(decisions, fmt), counts
+
+
+def decide_items(
+    engine, policy_id: str | None, revision: str | None, first: int, items: list, name: str, as_of, typed=False
+) -> tuple[list[dict], collections.Counter]:
+    """The decisions of raw JSON lines (or claims already read), in order, and their counts:
+    a line that is not JSON gets an `error` decision naming it (`name:number`).
+
+    With `typed`, a JSON line is first decoded as a claim in one pass (medpol.engine.contract);
+    one the decoder does not accept is parsed and read in detail, as without it. Only for
+    an engine that decides a claim already read as it decides the JSON object.
+    """
+    decide = engine.decide
+    decode = decode_claim if typed else None
+    counts: collections.Counter = collections.Counter()
+    decisions = []
+    for offset, item in enumerate(items):
+        if isinstance(item, bytes | str):
+            if not item.strip():
+                continue  # a blank line holds no claim
+            claim = decode(item) if decode is not None else None
+            try:
+                item = claim if claim is not None else orjson.loads(item)
+            except orjson.JSONDecodeError as err:
+                # A library's decision names no policy: its lines would each name their own.
+                under = (policy_id, revision) if policy_id is not None else None
+                decisions.append(error_decision(None, f"{name}:{first + offset}: not valid JSON: {err}", under=under))
+                counts["claims"] += 1
+                counts["error"] += 1
+                continue
+        decision = decide(item, as_of)
+        decisions.append(decision)
+        counts["claims"] += 1
+        if decision.get("outcome") == "error":
+            counts["error"] += 1
+        for warning in decision.get("warnings", ()):
+            counts["warnings"] += 1
+            # Each distinct warning is told once at the end; a batch with many distinct
+            # ones (a field misspelt differently on each claim) keeps the first dozen.
+            key = ("warning", warning)
+            if key in counts or sum(1 for k in counts if isinstance(k, tuple)) < 12:
+                counts[key] += 1
+        for line in decision["lines"]:
+            counts["lines"] += 1
+            counts[line["outcome"]] += 1
+    return decisions, counts
+
+
+def _init_worker(policy, as_of, fmt, name, typed) -> None:
+    _WORKER.update(engine=policy.engine, policy_id=policy.id, revision=policy.revision)
+    _WORKER.update(as_of=as_of, fmt=fmt, name=name, typed=typed)
+
+
+def _work(task: tuple[int, list], spool: str | None) -> tuple[bytes | str, collections.Counter]:
+    """Decide and encode one chunk in a worker; write it to `spool` when given (the name of
+    a file of its own) and return that name rather than the bytes."""
+    w = _WORKER
+    first, items = task
+    engine, as_of, fmt = w["engine"], w["as_of"], w["fmt"]
+    data, counts = decide_chunk(engine, w["policy_id"], w["revision"], first, items, w["name"], as_of, fmt, w["typed"])
+    if spool is None:
+        return data, counts
+    with open(spool, "wb") as out:
+        out.write(data)
+    return spool, counts
+
+
+def decide_stream(
+    policy,
+    chunks: Iterator[tuple[int, list]],
+    out,
+    *,
+    as_of=None,
+    jobs: int = 1,
+    fmt: str = "jsonl",
+    name: str = "<stdin>",
+    on_chunk=None,
+    typed: bool = False,
+) -> collections.Counter:
+    """Decide every chunk and write the decisions in input order; return the counts.
+
+    `typed`: decode JSON claims in one pass (see decide_items)."""
+    from medpol.api import batch_collection
+
+    with batch_collection():
+        return _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
+
+
+def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed) -> collections.Counter:
+    totals: collections.Counter = collections.Counter()
+    if fmt == "csv":
+        out.write(_encode_header())
+    if jobs <= 1:
+        for first, items in chunks:
+            data, counts = decide_chunk(
+                policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt, typed
+            )
+            out.write(data)
+            totals.update(counts)
+            if on_chunk:
+                on_chunk(counts)
+        return totals
+    # Workers are forked with the compiled policy already in memory: nothing to rebuild.
+    ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+    # Objects inherited at fork stay shared only while nothing writes to them; a collection
+    # pass in a worker would touch (and so copy) every one of them.
+    gc.collect()
+    gc.freeze()
+    # The main process decides one chunk of every `jobs` itself: on a machine with as many
+    # cores as jobs, a process that only read and wrote would leave a core idle. Worker
+    # chunks are queued ahead of the main process's own, so the workers never wait on it.
+    # Parquet rows go back to the main process, which holds the one Parquet writer; every
+    # other format is bytes, which a worker writes to a spool file of its own.
+    spool = None if fmt == "parquet" else tempfile.mkdtemp(prefix="medpol-eval-", dir=_spool_dir())
+    try:
+        with ctx.Pool(jobs - 1, initializer=_init_worker, initargs=(policy, as_of, fmt, name, typed)) as pool:
+            queue: collections.deque = collections.deque()
+            for number, task in enumerate(chunks):
+                if number % jobs == 0:
+                    queue.append(("here", task))
+                else:
+                    path = None if spool is None else os.path.join(spool, str(number))
+                    queue.append(("there", pool.apply_async(_work, (task, path))))
+                # A bounded queue keeps memory (and the spool) flat whatever the file's size.
+                while len(queue) > jobs * 2:
+                    _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk, typed)
+            while queue:
+                _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk, typed)
+    finally:
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
+    return totals
+
+
+def _spool_dir() -> str | None:
+    """Where workers write their chunks: memory-backed /dev/shm when there is one."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk, typed) -> None:
+    """Decide (here) or collect (from a worker) the oldest chunk and write it."""
+    where, job = queue.popleft()
+    if where == "here":
+        first, items = job
+        data, counts = decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt, typed)
+        out.write(data)
+    else:
+        data, counts = job.get()
+        if isinstance(data, str):
+            _copy_spooled(data, out)
+        else:
+            out.write(data)
+    totals.update(counts)
+    if on_chunk:
+        on_chunk(counts)
+
+
+def _copy_spooled(path: str, out) -> None:
+    """Append a worker's spool file to `out` and remove it: in the kernel when `out` is a
+    file descriptor (a file, a pipe), else through a buffer."""
+    with open(path, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        try:
+            fd = out.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        sent = 0
+        if fd is not None and size:
+            out.flush()
+            try:
+                while sent < size:
+                    step = os.sendfile(fd, src.fileno(), sent, size - sent)
+                    if step == 0:
+                        break
+                    sent += step
+            except OSError:
+                pass  # not a descriptor sendfile can write to: the rest goes through a buffer
+        if sent < size:
+            src.seek(sent)
+            shutil.copyfileobj(src, out, 1 << 20)
+    os.unlink(path)
+
+
+def _encode_header() -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(DECISION_COLUMNS)
+    return buffer.getvalue().encode("utf-8")

@@ -1,0 +1,533 @@
+"""Revisions of a policy in git: history, references to versions, and importing old revisions.
+
+A revision is recognised by the revision header of the policy file at each commit that
+changed it, not by commit order: teams import old revisions after new ones, and several
+commits may carry one revision number (the last of them is the revision).
+
+A reference names a version of a policy file:
+    path                 the working tree
+    path@r21             revision 21
+    path@2025-12-20      the revision published (dated) on or before that day
+    path@<commit or tag> the file as committed there
+
+and of a library, a folder of policies (revision numbers belong to one policy each):
+    folder                 the working tree
+    folder@2025-12-20      each policy's revision published on or before that day
+    folder@<commit or tag> the policies committed there
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import posixpath
+import re
+import tempfile
+from pathlib import Path
+
+import attrs
+
+from medpol.dsl.diagnostics import PolicyError
+from medpol.dsl.lower import read
+
+WORKING_TREE = "working tree"
+_HEADER = re.compile(r"^\s*revision\s+(\S+)\s+dated\s+(\d{4}-\d{2}-\d{2})\s+effective\s+(\d{4}-\d{2}-\d{2})", re.M)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_REV = re.compile(r"^r(\w+)$")
+
+
+class RefError(Exception):
+    """A reference that names no version; the message is one line for the user."""
+
+
+@attrs.frozen
+class RevisionInfo:
+    number: str
+    dated: datetime.date | None
+    effective: datetime.date | None
+    description: str
+    commit: str | None  # None for the working tree
+    author: str | None
+    committed: datetime.datetime | None
+    path: str  # the policy file, relative to the repository
+    text: str = attrs.field(repr=False)
+
+    @property
+    def label(self) -> str:
+        if self.commit is None:
+            return f"r{self.number} (working tree)"
+        return f"r{self.number}"
+
+    @property
+    def short(self) -> str | None:
+        return self.commit[:10] if self.commit else None
+
+
+@attrs.frozen
+class PolicyVersion:
+    """The text of a policy at one version, and how to read its source document there."""
+
+    text: str
+    path: str  # a path for diagnostics and for locating the source document
+    label: str
+    revision: RevisionInfo | None
+    source_reader: object = attrs.field(default=None, repr=False)  # relpath -> text | None
+
+
+def _repo(path: str):
+    import git
+
+    target = Path(path).resolve()
+    try:
+        repo = git.Repo(target.parent if not target.is_dir() else target, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise RefError(f"`{path}` is not in a git repository") from None
+    root = Path(repo.working_tree_dir).resolve()
+    try:
+        rel = target.relative_to(root).as_posix()
+    except ValueError:
+        raise RefError(f"`{path}` is outside the repository at `{root}`") from None
+    return repo, rel
+
+
+def header(text: str) -> tuple[str, datetime.date, datetime.date, str] | None:
+    """The revision number, dates and description a policy text declares."""
+    try:
+        policy = read(text, "<revision>")
+        rev = policy.revision
+        if rev is None:
+            return None
+        description = " ".join(p.text for p in rev.description)
+        if rev.note:
+            description = f"{description} ({rev.note})" if description else rev.note
+        return rev.number, rev.dated, rev.effective, description
+    except PolicyError:
+        # A version that no longer parses still names its revision in its header line.
+        found = _HEADER.search(text)
+        if not found:
+            return None
+        try:
+            return found.group(1), _iso(found.group(2)), _iso(found.group(3)), ""
+        except ValueError:
+            return None
+
+
+def _iso(text: str) -> datetime.date:
+    return datetime.date.fromisoformat(text)
+
+
+def _number_key(number: str) -> tuple:
+    return (0, int(number), "") if number.isdigit() else (1, 0, number)
+
+
+def _revision_order(rev: RevisionInfo) -> tuple:
+    return (rev.dated or datetime.date.min, _number_key(rev.number))
+
+
+def history(path: str, include_working_tree: bool = True) -> list[RevisionInfo]:
+    """The revisions of a policy file, newest first; uncommitted changes come first."""
+    repo, rel = _repo(path)
+    return _history_in(repo, rel, include_working_tree)
+
+
+def _history_in(repo, rel: str, include_working_tree: bool) -> list[RevisionInfo]:
+    revisions: dict[str, RevisionInfo] = {}
+    try:
+        commits = list(repo.iter_commits(paths=rel))
+    except ValueError:
+        commits = []  # a repository without commits
+    # Newest commit first: the first commit seen for a number is its revision's last commit.
+    for commit in commits:
+        try:
+            blob = commit.tree / rel
+        except KeyError:
+            continue  # the file was deleted in this commit
+        text = blob.data_stream.read().decode("utf-8", errors="replace")
+        found = header(text)
+        if found is None:
+            continue
+        number, dated, effective, description = found
+        if number in revisions:
+            continue
+        revisions[number] = RevisionInfo(
+            number,
+            dated,
+            effective,
+            description,
+            commit.hexsha,
+            commit.author.name,
+            commit.committed_datetime,
+            rel,
+            text,
+        )
+    ordered = sorted(revisions.values(), key=_revision_order, reverse=True)
+    if include_working_tree:
+        file = Path(repo.working_tree_dir) / rel
+        if file.exists():
+            # Decoded as committed versions are, so a stray byte is a change shown, not a failure.
+            text = file.read_text(encoding="utf-8", errors="replace")
+            if text != _text_at_head(repo, rel):
+                found = header(text)
+                number, dated, effective, description = found if found else ("?", None, None, "")
+                ordered.insert(0, RevisionInfo(number, dated, effective, description, None, None, None, rel, text))
+    return ordered
+
+
+def _text_at_head(repo, rel: str) -> str | None:
+    """The file's text at HEAD, if HEAD has it (to tell whether the working tree differs)."""
+    try:
+        blob = repo.head.commit.tree / rel
+    except (KeyError, ValueError):
+        return None
+    return blob.data_stream.read().decode("utf-8", errors="replace")
+
+
+def _reader_at(repo, commit, policy_rel: str):
+    base = os.path.dirname(policy_rel)
+
+    def read_source(relpath: str) -> str | None:
+        target = os.path.normpath(os.path.join(base, relpath)).replace(os.sep, "/")
+        try:
+            return (commit.tree / target).data_stream.read().decode("utf-8", errors="replace")
+        except KeyError:
+            return None
+
+    return read_source
+
+
+def resolve(ref: str, known_at: datetime.date | None = None) -> PolicyVersion:
+    """The version a reference names; with `known_at`, the revision published on that day."""
+    path, _, spec = ref.partition("@")
+    if not spec and known_at is None:
+        if not Path(path).exists():
+            raise RefError(f"`{path}` does not exist")
+        return PolicyVersion(Path(path).read_text(encoding="utf-8"), path, path, None)
+    if not Path(path).exists() and not spec:
+        raise RefError(f"`{path}` does not exist")
+    repo, rel = _repo(path)
+    if known_at is not None and not spec:
+        spec = known_at.isoformat()
+    revisions = history(path, include_working_tree=False)
+    if not revisions:
+        raise RefError(f"`{path}` has no committed revisions")
+    match = _REV.match(spec)
+    if match:
+        number = match.group(1)
+        for rev in revisions:
+            if rev.number == number or (number.isdigit() and rev.number.isdigit() and int(rev.number) == int(number)):
+                return _version_of(repo, rev, path)
+        known = ", ".join(f"r{r.number}" for r in reversed(revisions))
+        raise RefError(f"`{path}` has no revision {number} (it has {known})")
+    if _DATE.match(spec):
+        try:
+            day = _iso(spec)
+        except ValueError:
+            raise RefError(f"`{spec}` is not a date") from None
+        published = [r for r in revisions if r.dated is not None and r.dated <= day]
+        if not published:
+            first = min(revisions, key=lambda r: r.dated or datetime.date.max)
+            raise RefError(
+                f"no revision of `{path}` was published by {day} (the first, r{first.number}, is dated {first.dated})"
+            )
+        return _version_of(repo, published[0], path)
+    import git
+
+    try:
+        commit = repo.commit(spec)
+    except (git.BadName, ValueError, git.BadObject):
+        raise RefError(f"`{spec}` is not a revision (r21), a date (2025-12-20), a commit or a tag") from None
+    try:
+        text = (commit.tree / rel).data_stream.read().decode("utf-8", errors="replace")
+    except KeyError:
+        raise RefError(f"`{path}` does not exist at `{spec}`") from None
+    found = header(text)
+    info = None
+    if found:
+        number, dated, effective, description = found
+        info = RevisionInfo(
+            number,
+            dated,
+            effective,
+            description,
+            commit.hexsha,
+            commit.author.name,
+            commit.committed_datetime,
+            rel,
+            text,
+        )
+    return PolicyVersion(text, path, f"{path}@{spec}", info, _reader_at(repo, commit, rel))
+
+
+def _version_of(repo, rev: RevisionInfo, path: str) -> PolicyVersion:
+    commit = repo.commit(rev.commit)
+    return PolicyVersion(rev.text, path, f"{path}@r{rev.number}", rev, _reader_at(repo, commit, rev.path))
+
+
+def import_history(folder: str, into: str, author: str | None = None) -> list[RevisionInfo]:
+    """Commit each policy file in `folder` to `into`, oldest revision first, dated as published.
+
+    The revision header of each file decides its order and its commit date, so a
+    team's archive of past revisions becomes history that `medpol history` reads.
+    """
+    import git
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix == ".policy")
+    if not files:
+        raise RefError(f"`{folder}` holds no .policy files")
+    found = []
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        head = header(text)
+        if head is None:
+            raise RefError(f"`{file}` has no revision header (`revision N dated YYYY-MM-DD effective YYYY-MM-DD`)")
+        found.append((head, file, text))
+    found.sort(key=lambda item: (item[0][1], _number_key(item[0][0])))
+    target = Path(into)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    repo, rel = _repo(str(target))
+    actor = git.Actor(author or "medpol history import", "policy-team@localhost")
+    for (number, dated, _effective, description), _file, text in found:
+        target.write_text(text, encoding="utf-8")
+        repo.index.add([rel])
+        when = datetime.datetime(dated.year, dated.month, dated.day, 12, tzinfo=datetime.UTC)
+        message = f"{Path(rel).stem} revision {number} ({dated.isoformat()})"
+        if description:
+            message += f"\n\n{description}"
+        repo.index.commit(message, author=actor, committer=actor, author_date=when, commit_date=when)
+    return [r for r in history(str(target), include_working_tree=False)]
+
+
+# ---------------------------------------------------------------- a library: the policies of a folder
+
+# The id a policy declares, read from its header: an old version is named even when it no
+# longer compiles with today's compiler.
+_POLICY_ID = re.compile(r"^policy\s+([a-z][a-z0-9]*(?:-[a-z0-9]+)*)\b", re.M)
+
+
+def policy_id(text: str) -> str | None:
+    found = _POLICY_ID.search(text)
+    return found.group(1) if found else None
+
+
+@attrs.frozen
+class Removal:
+    """The commit that took a policy's last file out of its folder (None: not yet committed)."""
+
+    commit: str | None
+    author: str | None
+    committed: datetime.datetime | None
+
+    @property
+    def short(self) -> str | None:
+        return self.commit[:10] if self.commit else None
+
+
+@attrs.frozen
+class PolicyHistory:
+    """The revisions of one policy of a library, whichever files of the folder carried it."""
+
+    policy: str
+    paths: tuple[str, ...]  # relative to the repository
+    revisions: tuple[RevisionInfo, ...]  # newest first; uncommitted changes first
+    removed: Removal | None  # set when no file of the folder holds the policy any more
+
+
+def _policy_paths(repo, rel: str) -> list[str]:
+    """The .policy files under a folder, as it stands and as it was ever committed."""
+    import git
+
+    root = Path(repo.working_tree_dir)
+    found = {p.relative_to(root).as_posix() for p in (root / rel).rglob("*.policy") if p.is_file()}
+    try:
+        # --no-renames: a policy moved to another file leaves its old path in the log, and
+        # the revisions committed under that path are still the policy's.
+        names = repo.git.log("--no-renames", "--format=", "--name-only", "-z", "--", rel)
+    except git.GitCommandError:
+        names = ""  # a repository without commits
+    found.update(name.strip() for name in names.split("\0") if name.strip().endswith(".policy"))
+    return sorted(found)
+
+
+def _removal(repo, rel: str) -> Removal | None:
+    """How a file that held a policy left the folder; None while it is there."""
+    if (Path(repo.working_tree_dir) / rel).exists():
+        return None
+    try:
+        newest = next(repo.iter_commits(paths=rel, max_count=1))
+    except (StopIteration, ValueError):
+        return Removal(None, None, None)
+    try:
+        newest.tree / rel
+    except KeyError:
+        return Removal(newest.hexsha, newest.author.name, newest.committed_datetime)
+    return Removal(None, None, None)  # committed, then deleted in the working tree
+
+
+def library_history(folder: str, include_working_tree: bool = True) -> list[PolicyHistory]:
+    """Every policy a folder holds or held, by the id it declares, each with its revisions.
+
+    Files are grouped by policy id, so a policy moved to another file keeps one history, and
+    a policy whose files all left the folder is listed with the commit that removed it.
+    """
+    if not Path(folder).is_dir():
+        raise RefError(f"`{folder}` is not a folder")
+    repo, rel = _repo(folder)
+    root = Path(repo.working_tree_dir)
+    grouped: dict[str, dict] = {}
+    for path in _policy_paths(repo, rel):
+        revisions = _history_in(repo, path, include_working_tree)
+        file = root / path
+        if file.exists():
+            text = file.read_text(encoding="utf-8", errors="replace")
+        elif revisions:
+            text = revisions[0].text
+        else:
+            continue  # gone, and never committed with a revision header
+        group = grouped.setdefault(
+            policy_id(text) or Path(path).stem, {"paths": [], "committed": {}, "working": [], "removals": []}
+        )
+        group["paths"].append(path)
+        for rev in revisions:
+            if rev.commit is None:
+                group["working"].append(rev)
+                continue
+            seen = group["committed"].get(rev.number)
+            # A number two files carried (the policy moved) is its revision's last commit in either.
+            if seen is None or rev.committed > seen.committed:
+                group["committed"][rev.number] = rev
+        group["removals"].append(_removal(repo, path))
+    found = []
+    for pid in sorted(grouped):
+        group = grouped[pid]
+        committed = sorted(group["committed"].values(), key=_revision_order, reverse=True)
+        removed = None
+        if all(r is not None for r in group["removals"]):
+            # The last of its files to leave: an uncommitted deletion is the latest of all.
+            removed = max(
+                group["removals"], key=lambda r: (r.commit is None, r.committed.timestamp() if r.committed else 0)
+            )
+        found.append(PolicyHistory(pid, tuple(group["paths"]), tuple(group["working"] + committed), removed))
+    return found
+
+
+@attrs.frozen
+class LibraryVersion:
+    """One version of a library, compiled and linked, and the policies it leaves out."""
+
+    library: object  # medpol.engine.library.Library
+    folder: str
+    spec: str | None  # the commit, tag or date after `@`; None for the working tree
+    left_out: tuple[str, ...] = ()  # policies of the folder not published by the date, and why
+
+    @property
+    def title(self) -> str:
+        return self.spec if self.spec is not None else WORKING_TREE
+
+    def ref(self, path: str) -> str:
+        """The reference to one policy file at this version, as `medpol diff FILE@REF` takes it."""
+        return path if self.spec is None else f"{path}@{self.spec}"
+
+
+def load_library_version(ref: str) -> LibraryVersion:
+    """The library a reference names: `folder`, `folder@<commit or tag>` or `folder@<date>`.
+
+    Raises RefError for a reference that names no version, PolicyError for a version whose
+    policies (or the links between them) have errors.
+    """
+    folder, at, spec = ref.partition("@")
+    folder = folder or "."
+    if not at:
+        if not Path(folder).is_dir():
+            raise RefError(f"`{folder}` is not a folder")
+        return LibraryVersion(_working_library(folder), folder, None)
+    if not spec:
+        raise RefError(f"`{ref}` names no version: give a commit, a tag or a date after `@`")
+    repo, rel = _repo(folder)
+    if _DATE.match(spec):
+        try:
+            day = _iso(spec)
+        except ValueError:
+            raise RefError(f"`{spec}` is not a date") from None
+        if not Path(folder).is_dir():
+            raise RefError(f"`{folder}` is not a folder")
+        left_out: list[str] = []
+        return LibraryVersion(_working_library(folder, day, left_out.append), folder, spec, tuple(left_out))
+    import git
+
+    try:
+        commit = repo.commit(spec)
+    except (git.BadName, ValueError, git.BadObject):
+        if _REV.match(spec):
+            raise RefError(
+                f"`{spec}` would name a revision of one policy; a version of the library is a commit, a tag or a date"
+            ) from None
+        raise RefError(f"`{spec}` is not a commit, a tag or a date (2025-12-20)") from None
+    try:
+        tree = commit.tree if rel == "." else commit.tree / rel
+    except KeyError:
+        raise RefError(f"`{folder}` does not exist at `{spec}`") from None
+    if tree.type != "tree":
+        raise RefError(f"`{folder}` is not a folder at `{spec}`")
+    return LibraryVersion(_committed_library(repo, commit, tree, folder, rel, spec), folder, spec)
+
+
+def _library_name(folder: str) -> str:
+    return Path(folder).resolve().name or "library"
+
+
+def _working_library(folder: str, known_at: datetime.date | None = None, warn=None):
+    from medpol.engine.library import Library, load_library
+
+    if not any(p.is_file() for p in Path(folder).rglob("*.policy")):
+        # A folder may hold no policies yet: compared with a later version, all are added.
+        return Library([], _library_name(folder))
+    return load_library([folder], known_at, warn=warn or (lambda _message: None))
+
+
+def _committed_library(repo, commit, tree, folder: str, rel: str, spec: str):
+    """Compile and link the policies a commit holds under a folder, as `load_library` does."""
+    from medpol.api import compile_text
+    from medpol.compiler.link import link
+    from medpol.engine.library import Library
+
+    diagnostics: list = []
+    sources: dict[str, str] = {}
+    compiled = []
+    blobs = [b for b in tree.traverse() if b.type == "blob" and b.path.endswith(".policy")]
+    for blob in sorted(blobs, key=lambda b: b.path):
+        inside = blob.path if rel == "." else posixpath.relpath(blob.path, rel)
+        path = os.path.join(folder, inside)
+        text = blob.data_stream.read().decode("utf-8", errors="replace")
+        try:
+            policy = compile_text(text, path, read_source=_reader_at(repo, commit, blob.path))
+        except PolicyError as err:
+            diagnostics.extend(err.diagnostics)
+            sources.update(err.sources)
+            continue
+        policy.label = f"{path}@{spec}"
+        compiled.append(policy)
+    settings, problems = _settings_at(tree, folder, spec)
+    diagnostics.extend(problems)
+    diagnostics.extend(link([c.model for c in compiled]))
+    if any(d.severity == "error" for d in diagnostics):
+        for c in compiled:
+            sources.setdefault(c.model.policy.path, c._text)
+        raise PolicyError(diagnostics, sources)
+    precedence = tuple(settings["precedence"]) if "precedence" in settings else None
+    return Library(compiled, settings.get("name") or _library_name(folder), precedence)
+
+
+def _settings_at(tree, folder: str, spec: str) -> tuple[dict, list]:
+    """The library's settings (`library.toml`) as committed, checked as the library checks them."""
+    from medpol.engine.library import read_settings
+
+    try:
+        blob = tree / "library.toml"
+    except KeyError:
+        return {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        # The library reads its settings from a folder: the committed file is given one.
+        Path(tmp, "library.toml").write_bytes(blob.data_stream.read())
+        settings, problems = read_settings(Path(tmp))
+    shown = f"{os.path.join(folder, 'library.toml')}@{spec}"
+    return settings, [attrs.evolve(d, path=shown) for d in problems]
