@@ -161,7 +161,7 @@ def test_show_python_prints_a_codes_decision_rule_by_rule():
     policy's precedence, each with its policy line, windows tested inline."""
     from click.testing import CliRunner
 
-    from medpol.cli import main
+    from medpol.cli.main import main
 
     result = CliRunner().invoke(main, ["compile", str(POLICY), "--show-python", "--code", "j9039"])
     assert result.exit_code == 0, result.output
