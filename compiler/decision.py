@@ -24,7 +24,7 @@ from __future__ import annotations
 import keyword
 
 from medpol.compiler.generate import identifier
-from medpol.compiler.plan import UNKNOWN_SERVED, Kind, Step, decision_of, rule_key
+from medpol.compiler.plan import OTHER, UNKNOWN_SERVED, Kind, Step, decision_of, rule_key
 from medpol.compiler.words import outcome_of_kind
 from medpol.dsl import ir
 
@@ -35,15 +35,24 @@ _LOCALS |= {"allowed", "reason", "hits", "h", "decision_of", "REASONS", "FAILED"
 
 def function_name(kind: Kind) -> str:
     """`decide_J9039`; a base for the item it serves, `decide_E0781_for_J9039`."""
-    name = f"decide_{identifier(kind.code)}"
+    name = f"decide_{_code_name(kind.code)}"
     if kind.owned:
         name += "_owned"
     if kind.base:
-        name += "_for_" + ("unknown" if kind.subject == UNKNOWN_SERVED else identifier(kind.subject))
+        name += "_for_" + ("unknown" if kind.subject == UNKNOWN_SERVED else _code_name(kind.subject))
     return name
 
 
+def _code_name(code: str) -> str:
+    return "other_code" if code == OTHER else identifier(code)
+
+
 def describe(kind: Kind, policy_name: str) -> str:
+    if kind.code == OTHER or kind.subject == OTHER:
+        kind = kind._replace(
+            code="a code no rule names" if kind.code == OTHER else kind.code,
+            subject="an item no rule names" if kind.subject == OTHER else kind.subject,
+        )
     if kind.owned:
         what = f"the member's own {kind.code}, standing in for a base line"
     elif kind.base and kind.subject == UNKNOWN_SERVED:

@@ -18,6 +18,7 @@ from medpol.compiler.words import outcome_of_kind
 from medpol.dsl import ir
 
 UNKNOWN_SERVED = "?"  # a base line whose served item the claim does not say
+OTHER = "*"  # a code no rule names, as a kind of line stands for every such code
 
 
 class Kind(NamedTuple):
@@ -63,6 +64,24 @@ class Planner:
             for rule in model.rules
             if rule.targets.all_lines and rule.targets.exclude
         }
+
+        # Every code a rule names: a code or served item outside them plans like any other.
+        self.named = {code for members in model.targets.values() for code in members}
+        self.named.update(code for codes in self.all_but.values() for code in codes)
+
+    def canonical(self, kind: Kind) -> Kind:
+        """The kind whose plan is this kind's: a code or served item no rule names (a
+        member's own base, or a served item a claim's facts name) stands for all such.
+
+        So the kinds of line, and the decisions compiled for them, stay as many as the
+        policy's codes, whatever codes the claims bring.
+        """
+        code, subject = kind.code, kind.subject
+        if code not in self.named:
+            code = OTHER
+        if subject != UNKNOWN_SERVED and subject not in self.named:
+            subject = OTHER
+        return kind if (code, subject) == (kind.code, kind.subject) else kind._replace(code=code, subject=subject)
 
     def plan(self, kind: Kind) -> tuple[Step, ...]:
         code, subject, base, dependent, owned = kind

@@ -42,6 +42,11 @@ class _Prepared:
         self.ctx: LineContext | None = None
 
 
+# Kinds of line remembered under their own names besides their canonical ones: enough for
+# every code and served item of a policy, and a bound whatever codes claims bring.
+_MANY_KINDS = 4096
+
+
 def _key(decision: dict) -> tuple:
     return (decision["outcome"], decision.get("category"), decision.get("refer_to"))
 
@@ -101,7 +106,12 @@ class Engine:
         """The compiled decision of a line of this kind: `fn(run, p, ctx, day) -> dict`."""
         fn = self._decisions.get(kind)
         if fn is None:
-            fn = self._decisions[kind] = self._compile(kind)
+            canonical = self.planner.canonical(kind)
+            fn = self._decisions.get(canonical)
+            if fn is None:
+                fn = self._decisions[canonical] = self._compile(canonical)
+            if len(self._decisions) < _MANY_KINDS:
+                self._decisions[kind] = fn
         return fn
 
     def decision_source(self, kind: Kind) -> str:
