@@ -39,7 +39,10 @@ CODE_ROW = re.compile(r"^\|\s*`(" + KEBAB + r")`\s*\|", re.MULTILINE)
 # Every kebab-case string literal in compiler/ and dsl/ is a diagnostic code but these, so a
 # code that reaches a diagnostic some other way (through a variable) is not missed either.
 LITERAL = re.compile(r"[\"'](" + KEBAB + r")[\"']")
-NOT_CODES = {"utf-8", "simple-icd-10-cm"}
+# Kebab-case words of the compiler that are not diagnostic codes: names of things it reads,
+# and the plan's words for a step that decides a base by the item it serves when the claim
+# does not say which, and for a dependent whose base is pending.
+NOT_CODES = {"utf-8", "simple-icd-10-cm", "unknown-served", "pending-base"}
 
 
 def _examples() -> list[tuple[int, str, list[str]]]:
