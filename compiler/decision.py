@@ -194,7 +194,7 @@ class DecisionGenerator:
             out.append((0, "if decided['outcome'] == 'pending':"))
             out.append((1, "unknown.append((('pending-base',), frozenset(decided['missing'])))"))
             out.append((0, "else:"))
-            out.append((1, "return run.settle(decided, unknown) if unknown else decided"))
+            out.append((1, "return run.settle(decided, unknown)"))
             return out
         if step.kind == "otherwise":
             reason = self.reason(rule.id)
@@ -249,13 +249,10 @@ class DecisionGenerator:
             out.append((1, "decided.update(run.paid_in_part(p, *partial))"))
         if outcome == "denied":
             self.data["FAILED"] = None  # bound by the engine: its FailedCriteria
-            failed = f"FAILED.of_holding({self.rule(rule)}, ctx)"
-            out.append((0, "if not unknown:"))
-            out.append((1, f"decided['failed'] = {failed}"))
-            out.append((1, "return decided"))
-            out.append((0, f"return run.settle(decided, unknown, lambda: {failed})"))
+            # A denial names its failed criteria once it stands (settle asks for them then).
+            out.append((0, f"return run.settle(decided, unknown, lambda: FAILED.of_holding({self.rule(rule)}, ctx))"))
         else:
-            out.append((0, "return run.settle(decided, unknown) if unknown else decided"))
+            out.append((0, "return run.settle(decided, unknown)"))
         return out
 
     def _limit(self, step: Step, keeps_partial: bool) -> list[tuple[int, str]]:

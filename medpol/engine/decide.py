@@ -505,6 +505,8 @@ class _ClaimRun:
         return self._follow(p, rule, own_covers, None)
 
     def settle(self, decided: dict | None, unknown, failed=None) -> dict:
+        """The decision of a rule that holds (None when none did), settled against the rules
+        before it that could not be evaluated; `failed` names a denial's failed criteria."""
         return self._settle(decided, unknown, None, failed)
 
     def allowance(self, rule: ir.Rule, p: _Prepared, ctx: LineContext):
