@@ -21,6 +21,7 @@ rule keys arrive as data in the function's namespace.
 
 from __future__ import annotations
 
+import ast
 import keyword
 
 from medpol.compiler.generate import identifier
@@ -100,7 +101,14 @@ class DecisionGenerator:
         return self.datum("REASON", rule_id, self.reasons[rule_id], rule_id)
 
     def predicate(self, rule: ir.Rule) -> str:
-        return self.datum("rule", rule.id, self.predicates[rule.id], rule.id)
+        """The rule's predicate, by the name it has in the predicates module (`rule_J_blinatumomab`)."""
+        fn = self.predicates[rule.id]
+        name = getattr(fn, "__name__", "")
+        if name.isidentifier() and name.startswith("rule_") and self.data.get(name, fn) is fn:
+            self.data[name] = fn
+            self.taken.add(name)
+            return name
+        return self.datum("rule", rule.id, fn, rule.id)
 
     def day(self, day) -> str:
         return self.datum("DAY", day.isoformat(), day, day.isoformat())
@@ -297,3 +305,27 @@ def _window_words(windows) -> str:
 
 def _words(text) -> str:
     return repr(str(text))[1:-1]
+
+
+def predicates_called(decisions: str, predicates: str) -> str:
+    """The functions of the predicates module (`predicates`) that the decision functions
+    in `decisions` call, and those they call in turn, in the module's order: with them, a
+    code's decision reads whole, down to each fact it tests."""
+    module = ast.parse(predicates)
+    defined = {node.name: node for node in module.body if isinstance(node, ast.FunctionDef)}
+
+    def calls(tree) -> set[str]:
+        return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+
+    wanted: set[str] = set()
+    todo = [name for name in calls(ast.parse(decisions)) if name in defined]
+    while todo:
+        name = todo.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        todo.extend(c for c in calls(defined[name]) if c in defined and c not in wanted)
+    lines = predicates.splitlines()
+    return "\n\n\n".join(
+        "\n".join(lines[node.lineno - 1 : node.end_lineno]) for name, node in defined.items() if name in wanted
+    )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from medpol.compiler.check import check
+from medpol.compiler.decision import predicates_called
 from medpol.compiler.generate import generate
 from medpol.compiler.interpret import InterpretedPredicates
 from medpol.compiler.load import load
@@ -86,6 +87,16 @@ class CompiledPolicy:
         else:
             kinds = [k for k in kinds if not k.base or k.subject == UNKNOWN_SERVED]
         return "\n\n".join(self.engine.decision_source(kind) for kind in sorted(kinds))
+
+    def code_source(self, code: str) -> str:
+        """One code's compiled decisions, then the predicates they call: the code's whole
+        logic in one listing, as `medpol compile --show-python --code` prints it."""
+        decisions = self.decisions_source(code)
+        if not decisions:
+            return ""
+        called = predicates_called(decisions, self.python_source)
+        heading = "# The predicates these decisions call, in the order of the policy's module."
+        return f"{decisions}\n\n{heading}\n\n{called}\n"
 
     @property
     def strict(self) -> bool:

@@ -165,8 +165,11 @@ def test_show_python_prints_a_codes_decision_rule_by_rule():
 
     result = CliRunner().invoke(main, ["compile", str(POLICY), "--show-python", "--code", "j9039"])
     assert result.exit_code == 0, result.output
-    source = result.output
+    source, _, called = result.output.partition("# The predicates these decisions call")
     assert source.startswith("def decide_J9039(run, p, ctx, day):")
+    # Then the predicates they call, down to each item: the code's logic reads whole.
+    assert "def rule_J_blinatumomab(x):" in called and "def item_J_blinatumomab_relapsed(x, F, hits):" in called
+    assert "def rule_E_prostacyclin(x):" not in called  # another drug's rule is not this code's
     policy = load_policy(POLICY)
     plan = [rule.id for rule in policy.model.rules if rule.id in source]
     comments = [line.split("# ", 1)[1] for line in source.splitlines() if line.startswith("    # ")]

@@ -182,12 +182,14 @@ def check_cmd(paths: tuple[str, ...]) -> None:
 @click.option(
     "--show-python", is_flag=True, help="Print the generated Python: the predicates, then each code's decision."
 )
-@click.option("--code", metavar="HCPCS", help="With --show-python, print only the decision of this code's lines.")
+@click.option(
+    "--code", metavar="HCPCS", help="With --show-python, print only this code's decisions and the predicates they call."
+)
 def compile_cmd(policy: str, show_python: bool, code: str | None) -> None:
     """Compile a policy; with --show-python, print the generated code for review."""
     compiled = _load(policy, doing="nothing was compiled")
     if show_python and code is not None:
-        decisions = compiled.decisions_source(code)
+        decisions = compiled.code_source(code)
         if not decisions:
             raise click.UsageError(f"{compiled.id} decides no line of {code}")
         click.echo(decisions, nl=False)
