@@ -99,7 +99,13 @@ class Engine:
         """The rules that can decide a line of this kind, in precedence order (compiler.plan)."""
         plan = self._plans.get(kind)
         if plan is None:
-            plan = self._plans[kind] = self.planner.plan(kind)
+            # Kinds of codes no rule names share their plan, so the plans stay as many as the codes.
+            canonical = self.planner.canonical(kind)
+            plan = self._plans.get(canonical)
+            if plan is None:
+                plan = self._plans[canonical] = self.planner.plan(canonical)
+            if len(self._plans) < _MANY_KINDS:
+                self._plans[kind] = plan
         return plan
 
     def decision(self, kind: Kind):
