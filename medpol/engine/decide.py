@@ -97,28 +97,24 @@ class Engine:
 
     def plan(self, kind: Kind) -> tuple:
         """The rules that can decide a line of this kind, in precedence order (compiler.plan)."""
-        plan = self._plans.get(kind)
-        if plan is None:
-            # Kinds of codes no rule names share their plan, so the plans stay as many as the codes.
-            canonical = self.planner.canonical(kind)
-            plan = self._plans.get(canonical)
-            if plan is None:
-                plan = self._plans[canonical] = self.planner.plan(canonical)
-            if len(self._plans) < _MANY_KINDS:
-                self._plans[kind] = plan
-        return plan
+        return self._per_kind(self._plans, kind, self.planner.plan)
 
     def decision(self, kind: Kind):
         """The compiled decision of a line of this kind: `fn(run, p, ctx, day) -> dict`."""
-        fn = self._decisions.get(kind)
-        if fn is None:
+        return self._per_kind(self._decisions, kind, self._compile)
+
+    def _per_kind(self, cache: dict, kind: Kind, make):
+        """What `make` builds for a kind of line, built once for its canonical kind: kinds of
+        codes no rule names share it, so there are as many as the policy's codes."""
+        found = cache.get(kind)
+        if found is None:
             canonical = self.planner.canonical(kind)
-            fn = self._decisions.get(canonical)
-            if fn is None:
-                fn = self._decisions[canonical] = self._compile(canonical)
-            if len(self._decisions) < _MANY_KINDS:
-                self._decisions[kind] = fn
-        return fn
+            found = cache.get(canonical)
+            if found is None:
+                found = cache[canonical] = make(canonical)
+            if len(cache) < _MANY_KINDS:
+                cache[kind] = found
+        return found
 
     def decision_source(self, kind: Kind) -> str:
         """The Python source of a kind of line's compiled decision, as a reviewer reads it."""
@@ -493,7 +489,7 @@ class _ClaimRun:
                 continue
             decided = self._outcome(rule, list(ctx.hits))
             if partial is not None and decided["outcome"] == "covered":
-                decided.update(self._paid_in_part(p, *partial))
+                decided.update(self.paid_in_part(p, *partial))
             return self._settle(decided, unknown, trace, lambda rule=rule: e.failed.of_holding(rule, ctx))
         if unknown:
             return self._settle(None, unknown, trace)
@@ -517,9 +513,6 @@ class _ClaimRun:
 
     def allowance(self, rule: ir.Rule, p: _Prepared, ctx: LineContext):
         return self._allowance(rule, p, ctx)[0]
-
-    def paid_in_part(self, p: _Prepared, allowed, rule: ir.Rule) -> dict:
-        return self._paid_in_part(p, allowed, rule)
 
     def _follow(self, p: _Prepared, rule: ir.Rule, own_covers, trace) -> dict:
         e = self.e
@@ -634,7 +627,7 @@ class _ClaimRun:
         words = _period_words(limit, day)
         return allowed, f"{used:g} units {words} before this line's {units:g}; the limit is {cap:g} units"
 
-    def _paid_in_part(self, p: _Prepared, allowed, rule: ir.Rule) -> dict:
+    def paid_in_part(self, p: _Prepared, allowed, rule: ir.Rule) -> dict:
         return {
             "allowed_units": allowed,
             "denied_units": p.line.units - allowed,
