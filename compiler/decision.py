@@ -25,13 +25,12 @@ import ast
 import keyword
 
 from medpol.compiler.generate import identifier
-from medpol.compiler.plan import OTHER, UNKNOWN_SERVED, Kind, Step, decision_of, rule_key
-from medpol.compiler.words import outcome_of_kind
+from medpol.compiler.plan import OTHER, UNKNOWN_SERVED, Kind, Step, decided_by, rule_key
 from medpol.dsl import ir
 
 # Names the decision functions use for their own state.
 _LOCALS = {"run", "p", "ctx", "day", "unknown", "own_covers", "tried", "not_yet", "partial", "value", "decided"}
-_LOCALS |= {"allowed", "reason", "hits", "h", "decision_of", "REASONS", "FAILED"}
+_LOCALS |= {"allowed", "reasons", "hits", "h", "REASONS", "FAILED"}
 
 
 def function_name(kind: Kind) -> str:
@@ -201,6 +200,8 @@ class DecisionGenerator:
             out.append((0, f"decided = run.follow_base(p, {self.rule(rule)}, {'own_covers' if keeps_own else '[]'})"))
             out.append((0, "if decided['outcome'] == 'pending':"))
             out.append((1, "unknown.append((('pending-base',), frozenset(decided['missing'])))"))
+            out.append((0, "elif not unknown:"))
+            out.append((1, "return decided"))
             out.append((0, "else:"))
             out.append((1, "return run.settle(decided, unknown)"))
             return out
@@ -209,9 +210,9 @@ class DecisionGenerator:
             tried = " + [REASONS[r] for r in tried]" if keeps_tried else ""
             self.data["REASONS"] = self.reasons
             reasons = f"[{reason}]{tried}"
-            out.append((0, f"decided = {{'outcome': 'denied', 'category': {rule.category!r}, 'reasons': {reasons}}}"))
+            out.append((0, f"decided = {{{_fields(decided_by(rule))}, 'reasons': {reasons}}}"))
             failed = "FAILED.of_windows(not_yet) + FAILED.of_covers(tried, ctx)" if keeps_tried else "[]"
-            out.append((0, f"return run.settle(decided, unknown, lambda: {failed})"))
+            out.extend(self._settled(failed))
             return out
         if step.kind == "unknown-served":
             served = self.datum("NEEDS", "served", frozenset((self.served_fact,)), "served_fact")
@@ -246,22 +247,37 @@ class DecisionGenerator:
         """A holding rule decides: the decision, built once, settled against earlier unknowns."""
         reason = self.reason(rule.id)
         self.data["REASONS"] = self.reasons
-        reasons = f"[{reason}, *[REASONS[h] for h in hits]]"
-        self.data["decision_of"] = decision_of
-        outcome = outcome_of_kind(rule.kind)
-        out = [(0, f"decided = decision_of({self.rule(rule)}, {reasons})")]
+        decided = decided_by(rule)
+        out = [
+            (0, f"reasons = [{reason}]"),
+            (0, "if hits:"),
+            (1, "reasons += [REASONS[h] for h in hits]"),
+            (0, f"decided = {{{_fields(decided)}, 'reasons': reasons}}"),
+        ]
         if excess_all:
             out.append((0, "decided.update(allowed_units=0, denied_units=p.line.units)"))
-        if outcome == "covered" and partial:
+        if decided["outcome"] == "covered" and partial:
             out.append((0, "if partial is not None:"))
             out.append((1, "decided.update(run.paid_in_part(p, *partial))"))
-        if outcome == "denied":
-            self.data["FAILED"] = None  # bound by the engine: its FailedCriteria
-            # A denial names its failed criteria once it stands (settle asks for them then).
-            out.append((0, f"return run.settle(decided, unknown, lambda: FAILED.of_holding({self.rule(rule)}, ctx))"))
+        if decided["outcome"] == "denied":
+            # A denial names its failed criteria once it stands: naming them costs an evaluation.
+            out.extend(self._settled(f"FAILED.of_holding({self.rule(rule)}, ctx)"))
         else:
-            out.append((0, "return run.settle(decided, unknown)"))
+            out.extend(self._settled(None))
         return out
+
+    def _settled(self, failed: str | None) -> list[tuple[int, str]]:
+        """Return the decision: at once when no rule before it was unknown, else settled
+        against those (run.settle), which asks for a denial's failed criteria only if it stands."""
+        if failed is None:
+            return [(0, "if not unknown:"), (1, "return decided"), (0, "return run.settle(decided, unknown)")]
+        self.data["FAILED"] = None  # bound by the engine: its FailedCriteria
+        return [
+            (0, "if not unknown:"),
+            (1, f"decided['failed'] = {failed}"),
+            (1, "return decided"),
+            (0, f"return run.settle(decided, unknown, lambda: {failed})"),
+        ]
 
     def _limit(self, step: Step, keeps_partial: bool) -> list[tuple[int, str]]:
         rule = step.rule
@@ -286,6 +302,11 @@ class DecisionGenerator:
         out.append((1, "elif value is not False:"))
         out.append((2, f"unknown.append(({self.key(rule)}, value))"))
         return out
+
+
+def _fields(decided: dict) -> str:
+    """The decision's fields as a dict display's items: author-written words only through repr."""
+    return ", ".join(f"{key!r}: {value!r}" for key, value in decided.items())
 
 
 def _window_words(windows) -> str:

@@ -145,14 +145,20 @@ def rule_key(rule: ir.Rule) -> tuple:
     return ("denied", rule.category, None)
 
 
-def decision_of(rule: ir.Rule, reasons: list[dict]) -> dict:
-    """The decision a rule that holds makes, citing `reasons` (its own passage first)."""
+def decided_by(rule: ir.Rule) -> dict:
+    """What a rule that holds decides, before the reasons it cites: its outcome, with a
+    denial's category or a referral's policy."""
     outcome = outcome_of_kind(rule.kind)
     if outcome == "covered":
-        return {"outcome": "covered", "reasons": reasons}
+        return {"outcome": "covered"}
     if outcome == "refer":
-        return {"outcome": "refer", "refer_to": rule.refer_to, "reasons": reasons}
-    return {"outcome": "denied", "category": rule.category, "reasons": reasons}
+        return {"outcome": "refer", "refer_to": rule.refer_to}
+    return {"outcome": "denied", "category": rule.category}
+
+
+def decision_of(rule: ir.Rule, reasons: list[dict]) -> dict:
+    """The decision a rule that holds makes, citing `reasons` (its own passage first)."""
+    return {**decided_by(rule), "reasons": reasons}
 
 
 def in_effect(window, day) -> bool:

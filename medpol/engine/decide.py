@@ -92,6 +92,9 @@ class Engine:
         }
         # Codes whose lines' outcomes a condition reads (`E0791 is covered`): decided first.
         self.reads = _outcome_reads(model)
+        # Whether any condition reads another line's outcome: only then is each decided
+        # line's outcome kept for them to read.
+        self.keeps_status = _reads_outcomes(model)
         # The library this policy is decided in, which answers `meets CRITERIA of POLICY`.
         self.library = None
 
@@ -182,22 +185,33 @@ class Engine:
             prepared.append(_Prepared(index, line, as_of or line.service_date, facts))
 
         run = _ClaimRun(self, claim, prepared)
-        # A line in error still says what it was: dependents depend on their base, and a
-        # base on the items it serves, so those lines cannot be decided without it.
-        broken_bases = [d for d in out if d is not None and d["hcpcs"] in self.bases]
-        broken_served = [d for d in out if d is not None and d["hcpcs"] in self.served]
-        for p in prepared:
-            if p.index in run.base_lines:
-                out[p.index] = _depends(p, broken_served) or run.decide_base(p)
+        broken_bases: list[dict] = []
+        broken_served: list[dict] = []
+        if len(prepared) < len(out):
+            # A line in error still says what it was: dependents depend on their base, and a
+            # base on the items it serves, so those lines cannot be decided without it.
+            broken_bases = [d for d in out if d is not None and d["hcpcs"] in self.bases]
+            broken_served = [d for d in out if d is not None and d["hcpcs"] in self.served]
+        if run.base_lines:
+            for p in prepared:
+                if p.index in run.base_lines:
+                    out[p.index] = _depends(p, broken_served) or run.decide_base(p)
         reads = self.reads
         order = prepared
         if reads and ("*" in reads or any(p.code in reads for p in prepared)):
             order = _reading_order(prepared, reads)
+        dependents = self.dependents
         for p in order:
             if out[p.index] is None:
-                dependent = p.code in self.dependents
-                needs = broken_bases + (broken_served if p.code not in self.served else []) if dependent else []
-                out[p.index] = _depends(p, needs) or run.decide_line(p)
+                if broken_bases or broken_served:
+                    needs = []
+                    if p.code in dependents:
+                        needs = broken_bases + (broken_served if p.code not in self.served else [])
+                    broken = _depends(p, needs)
+                    if broken is not None:
+                        out[p.index] = broken
+                        continue
+                out[p.index] = run.decide_line(p)
         # A line's context refers back to the run (for look-backs): let go of it, so the
         # claim's objects are freed as soon as it is decided, not by the cyclic collector.
         for p in prepared:
@@ -233,6 +247,7 @@ class _ClaimRun:
         # not: a base serving an item the policy does not (yet) cover is decided by it.
         self.served_lines = [p for p in prepared if p.code in e.served]
         self._base_cache: dict[tuple, dict] = {}
+        self._followed: dict[tuple, dict] = {}  # what the lines that follow a base follow
         self._served: list[str] | None = None
         self._bases: list[_Prepared] | None = None
         # Made only when a condition reads another policy's criteria: most claims never do.
@@ -346,8 +361,9 @@ class _ClaimRun:
 
     def decide_base(self, p: _Prepared) -> dict:
         decisions = [self.base_for(p, subject) for subject in self.subjects(p)]
-        decision = _combine(decisions)
-        self.status.setdefault(p.code, []).append(_status(decision))
+        decision = decisions[0] if len(decisions) == 1 else _combine(decisions)
+        if self.e.keeps_status:
+            self.status.setdefault(p.code, []).append(_status(decision))
         return _finish(p, decision)
 
     def base_for(self, p: _Prepared, subject: str, virtual: str | None = None, day=None) -> dict:
@@ -365,7 +381,8 @@ class _ClaimRun:
             return _finish(p, {"outcome": "not_applicable"})
         dependent = e.follow is not None and in_members(e.dependents, p.code, p.day)
         decision = self.walk(p, subject=p.code, base=False, dependent=dependent)
-        self.status.setdefault(p.code, []).append(_status(decision))
+        if e.keeps_status:
+            self.status.setdefault(p.code, []).append(_status(decision))
         return _finish(p, decision)
 
     def the_base(self, p: _Prepared) -> dict:
@@ -376,16 +393,13 @@ class _ClaimRun:
         if bases is None:
             bases = self._bases = [q for q in self.prepared if q.index in self.base_lines]
         if bases:
-            # The base is asked as of this line's own date of service: a drug served before
-            # a rule took effect is not covered by it because its pump was served later.
-            if is_served:
-                found = [(q, self.base_for(q, p.code, day=_unless(p.day, q.day))) for q in bases]
-            else:
-                found = [(q, self.base_for(q, s, day=_unless(p.day, q.day))) for q in bases for s in self.subjects(q)]
-            decision = _combine([d for _, d in found])
-            # The base line whose decision this is (a pending one stands for all pending).
-            q = next((q for q, d in found if d is decision or d["outcome"] == decision["outcome"]), found[0][0])
-            return {**decision, "base": {"seq": q.line.seq, "hcpcs": q.code}}
+            # Lines of one item on one date follow their bases alike (and every line not of
+            # a served item, alike): asked once.
+            key = (p.code if is_served else None, p.day)
+            found = self._followed.get(key)
+            if found is None:
+                found = self._followed[key] = self._bases_for(p, bases, is_served)
+            return found
         owned = p.facts.get(e.owned_fact) if e.owned_fact else None
         if owned is None and e.owned_fact and not e.facts.has_default(e.owned_fact):
             return {"outcome": "pending", "missing": [e.owned_fact]}
@@ -400,6 +414,21 @@ class _ClaimRun:
         decision = _combine([self.base_for(p, s, virtual=owned) for s in subjects])
         return {**decision, "base": {"hcpcs": owned, "owned": True}}
 
+    def _bases_for(self, p: _Prepared, bases: list[_Prepared], is_served: bool) -> dict:
+        # The base is asked as of this line's own date of service: a drug served before
+        # a rule took effect is not covered by it because its pump was served later.
+        if is_served:
+            found = [(q, self.base_for(q, p.code, day=_unless(p.day, q.day))) for q in bases]
+        else:
+            found = [(q, self.base_for(q, s, day=_unless(p.day, q.day))) for q in bases for s in self.subjects(q)]
+        if len(found) == 1:
+            q, decision = found[0]
+        else:
+            decision = _combine([d for _, d in found])
+            # The base line whose decision this is (a pending one stands for all pending).
+            q = next((q for q, d in found if d is decision or d["outcome"] == decision["outcome"]), found[0][0])
+        return {**decision, "base": {"seq": q.line.seq, "hcpcs": q.code}}
+
     def walk(
         self, p: _Prepared, subject: str, base: bool, dependent: bool = False, virtual: str | None = None, day=None
     ) -> dict:
@@ -412,9 +441,13 @@ class _ClaimRun:
         ctx.owned = virtual is not None
         day = day or p.day
         code = virtual if virtual is not None else p.code
-        line_kind = Kind(code, subject, base, dependent, virtual is not None)
         if e.tracer is None:
-            return e.decision(line_kind)(self, p, ctx, day)
+            # A plain tuple looks up the same entry as its Kind, without building one.
+            decide = e._decisions.get((code, subject, base, dependent, virtual is not None))
+            if decide is None:
+                decide = e.decision(Kind(code, subject, base, dependent, virtual is not None))
+            return decide(self, p, ctx, day)
+        line_kind = Kind(code, subject, base, dependent, virtual is not None)
         unknown: list[tuple[tuple, frozenset]] = []
         partial: tuple | None = None  # (allowed units, limit rule) of the smallest allowance so far
         tried_covers: list[str] = []
@@ -686,6 +719,13 @@ def _outcome_reads(model: Model) -> dict[str, frozenset[str]]:
         for code in codes:
             reads.setdefault(code, set()).update(found)
     return {code: frozenset(found) for code, found in reads.items()}
+
+
+def _reads_outcomes(model: Model) -> bool:
+    """Whether any condition of the policy, in a rule or in named criteria, reads another line's outcome."""
+    conditions = [c for rule in model.rules for c in (*rule.requires, rule.condition)]
+    conditions.extend(criteria.condition for criteria in model.criteria.values())
+    return any(isinstance(node, ir.LineOutcome) for cond in conditions for node in ir.walk(cond))
 
 
 def _outcomes_read(model: Model, cond, found: set[str], seen: frozenset = frozenset()) -> None:
