@@ -25,6 +25,19 @@ class _Absent:
 ABSENT = _Absent()
 
 
+# The value that settles a group before its last item: a false item of an `all of`, a
+# true one of an `any of`.
+_SETTLES = {ir.AllOf: False, ir.AnyOf: True}
+_NEVER = object()  # an `at least N of` is settled only by all its items
+
+
+class _Cases(dict):
+    """The evaluation of each type of condition node."""
+
+    def __missing__(self, kind):
+        raise TypeError(f"no evaluation for {kind.__name__}")
+
+
 @attrs.define
 class TraceNode:
     text: str
@@ -69,6 +82,27 @@ class Interpreter:
         # it, so that a denial can name every criterion that failed. Its trace is read by
         # the engine, not shown, so its nodes carry no text.
         self.exhaustive = exhaustive
+        self._cases = _Cases(
+            {
+                ir.Always: self._always,
+                ir.AllOf: self._group,
+                ir.AnyOf: self._group,
+                ir.AtLeast: self._group,
+                ir.Not: self._not,
+                ir.Clause: self._clause,
+                ir.Truth: self._truth,
+                ir.Is: self._is,
+                ir.In: self._in,
+                ir.Compare: self._compare,
+                ir.DiagnosisIn: self._diagnosis_in,
+                ir.BilledWith: self._billed_with,
+                ir.DrugIn: self._drug_in,
+                ir.LineOutcome: self._line_outcome,
+                ir.HasModifier: self._has_modifier,
+                ir.CriteriaOf: self._criteria_of,
+                ir.Within: self._within,
+            }
+        )
 
     def _fact(self, ctx: runtime.LineContext, name: str):
         if name == self.model.owned_name:
@@ -95,96 +129,107 @@ class Interpreter:
     def _sub(self, cond, ctx, owner, node):
         return self.evaluate(cond, ctx, owner, node.children if node is not None else None)
 
-    def _eval(self, cond, ctx, owner, node):  # noqa: C901 - one case per node type reads best
-        if isinstance(cond, ir.Always):
-            return True
-        if isinstance(cond, (ir.AllOf, ir.AnyOf, ir.AtLeast)):
-            return self._group(cond, ctx, owner, node)
-        if isinstance(cond, ir.Not):
-            value = self._sub(cond.item, ctx, owner, node)
-            return True if value is ABSENT else logic.not_(value)
-        if isinstance(cond, ir.Clause):
-            clause_id = f"{owner}.{cond.name}"
+    def _eval(self, cond, ctx, owner, node):
+        return self._cases[type(cond)](cond, ctx, owner, node)
+
+    # One case per node type, found by the node's type (Interpreter._cases).
+
+    def _always(self, cond, ctx, owner, node):
+        return True
+
+    def _not(self, cond, ctx, owner, node):
+        value = self._sub(cond.item, ctx, owner, node)
+        return True if value is ABSENT else logic.not_(value)
+
+    def _clause(self, cond, ctx, owner, node):
+        clause_id = f"{owner}.{cond.name}"
+        if node is not None:
+            node.clause = clause_id
+            node.window = cond.window
+            node.text = f"item {cond.label}" + (f" ({window_words(cond.window)})" if not cond.window.always else "")
+        if not cond.window.contains(ctx.day):
             if node is not None:
-                node.clause = clause_id
-                node.window = cond.window
-                node.text = f"item {cond.label}" + (f" ({window_words(cond.window)})" if not cond.window.always else "")
-            if not cond.window.contains(ctx.day):
-                if node is not None:
-                    node.note = f"not in effect on {ctx.day.isoformat()}"
-                return ABSENT
-            value = self._group(cond.condition, ctx, owner, node)
-            if value is True:
-                ctx.hits.append(clause_id)
-            return value
-        if isinstance(cond, ir.Truth):
-            crit = self.model.criteria.get(cond.name)
-            if crit is not None:
-                if node is not None:
-                    node.text = crit.title
-                    node.criteria = crit.name
-                return self._group(crit.condition, ctx, crit.name, node)
-            value = self._fact(ctx, cond.name)
-            self._used(node, cond.name, value)
-            return frozenset((cond.name,)) if value is None else value is True
-        if isinstance(cond, ir.Is):
-            value = self._fact(ctx, cond.name)
-            self._used(node, cond.name, value)
-            if value is None:
-                return frozenset((cond.name,))
-            ftype = self.model.fact_type(cond.name)
-            if ftype is not None and ftype.kind == "date" and cond.value == "none":
-                return (value is runtime.NO_EVENT) != cond.negated
-            return (value == coerce_value(ftype, cond.value)) != cond.negated
-        if isinstance(cond, ir.In):
-            value = self._fact(ctx, cond.name)
-            self._used(node, cond.name, value)
-            if value is None:
-                return frozenset((cond.name,))
-            ftype = self.model.fact_type(cond.name)
-            return value in tuple(coerce_value(ftype, v) for v in cond.values)
-        if isinstance(cond, ir.Compare):
-            return self._compare(cond, ctx, node)
-        if isinstance(cond, ir.DiagnosisIn):
-            sets = tuple(self.model.diagnosis_sets[r.name] for r in cond.sets if r.name in self.model.diagnosis_sets)
-            self._used(node, "diagnoses", list(ctx.dx))
-            return runtime.dx_in(ctx, sets)
-        if isinstance(cond, ir.BilledWith):
-            other = self.targets(cond.other_than) if cond.other_than is not None else None
-            self._used(node, "lines", list(ctx.codes))
-            if cond.period is None:
-                return runtime.billed_with(ctx, self.targets(cond.codes), other)
-            self._used(node, "history", [code for code, _, _ in ctx.lookback.history])
-            period = (cond.period.amount, cond.period.unit)
-            return runtime.billed_with(ctx, self.targets(cond.codes), other, period)
-        if isinstance(cond, ir.DrugIn):
-            self._used(node, "drug", ctx.served)
-            fact = self.model.follow.served_fact if self.model.follow else "drug"
-            return runtime.served_in(ctx, self.targets(cond.codes), frozenset((fact,)))
-        if isinstance(cond, ir.LineOutcome):
-            codes = self.targets(cond.codes)
-            rule = cond.by.name if cond.by is not None else None
-            value = runtime.line_outcome(ctx, codes, cond.outcome, cond.category, rule)
-            seen = [o for code, decided in ctx.status.items() if code in codes for o, _, _, _ in decided]
-            self._used(node, "decided lines", seen or "not billed")
-            return value
-        if isinstance(cond, ir.HasModifier):
-            self._used(node, "modifiers", list(ctx.modifiers))
-            return cond.modifier in ctx.modifiers
-        if isinstance(cond, ir.CriteriaOf):
-            value = runtime.criteria_of(ctx, cond.policy, cond.name)
-            self._used(node, f"{cond.policy} {cond.name}", value if isinstance(value, bool) else "unknown")
-            return value
-        if isinstance(cond, ir.Within):
-            missing: set[str] = set()
-            subject = self._value(cond.subject, None, ctx, node, missing)
-            anchor = self._value(cond.anchor, None, ctx, node, missing)
-            if runtime.NO_EVENT in (subject, anchor):
-                return False  # an event that did not happen is in no period
-            if missing:
-                return frozenset(missing)
-            return runtime.within(subject, cond.amount, cond.unit, cond.direction, anchor)
-        raise TypeError(f"no evaluation for {type(cond).__name__}")
+                node.note = f"not in effect on {ctx.day.isoformat()}"
+            return ABSENT
+        value = self._group(cond.condition, ctx, owner, node)
+        if value is True:
+            ctx.hits.append(clause_id)
+        return value
+
+    def _truth(self, cond, ctx, owner, node):
+        crit = self.model.criteria.get(cond.name)
+        if crit is not None:
+            if node is not None:
+                node.text = crit.title
+                node.criteria = crit.name
+            return self._group(crit.condition, ctx, crit.name, node)
+        value = self._fact(ctx, cond.name)
+        self._used(node, cond.name, value)
+        return frozenset((cond.name,)) if value is None else value is True
+
+    def _is(self, cond, ctx, owner, node):
+        value = self._fact(ctx, cond.name)
+        self._used(node, cond.name, value)
+        if value is None:
+            return frozenset((cond.name,))
+        ftype = self.model.fact_type(cond.name)
+        if ftype is not None and ftype.kind == "date" and cond.value == "none":
+            return (value is runtime.NO_EVENT) != cond.negated
+        return (value == coerce_value(ftype, cond.value)) != cond.negated
+
+    def _in(self, cond, ctx, owner, node):
+        value = self._fact(ctx, cond.name)
+        self._used(node, cond.name, value)
+        if value is None:
+            return frozenset((cond.name,))
+        ftype = self.model.fact_type(cond.name)
+        return value in tuple(coerce_value(ftype, v) for v in cond.values)
+
+    def _diagnosis_in(self, cond, ctx, owner, node):
+        sets = tuple(self.model.diagnosis_sets[r.name] for r in cond.sets if r.name in self.model.diagnosis_sets)
+        self._used(node, "diagnoses", list(ctx.dx))
+        return runtime.dx_in(ctx, sets)
+
+    def _billed_with(self, cond, ctx, owner, node):
+        other = self.targets(cond.other_than) if cond.other_than is not None else None
+        self._used(node, "lines", list(ctx.codes))
+        if cond.period is None:
+            return runtime.billed_with(ctx, self.targets(cond.codes), other)
+        self._used(node, "history", [code for code, _, _ in ctx.lookback.history])
+        period = (cond.period.amount, cond.period.unit)
+        return runtime.billed_with(ctx, self.targets(cond.codes), other, period)
+
+    def _drug_in(self, cond, ctx, owner, node):
+        self._used(node, "drug", ctx.served)
+        fact = self.model.follow.served_fact if self.model.follow else "drug"
+        return runtime.served_in(ctx, self.targets(cond.codes), frozenset((fact,)))
+
+    def _line_outcome(self, cond, ctx, owner, node):
+        codes = self.targets(cond.codes)
+        rule = cond.by.name if cond.by is not None else None
+        value = runtime.line_outcome(ctx, codes, cond.outcome, cond.category, rule)
+        seen = [o for code, decided in ctx.status.items() if code in codes for o, _, _, _ in decided]
+        self._used(node, "decided lines", seen or "not billed")
+        return value
+
+    def _has_modifier(self, cond, ctx, owner, node):
+        self._used(node, "modifiers", list(ctx.modifiers))
+        return cond.modifier in ctx.modifiers
+
+    def _criteria_of(self, cond, ctx, owner, node):
+        value = runtime.criteria_of(ctx, cond.policy, cond.name)
+        self._used(node, f"{cond.policy} {cond.name}", value if isinstance(value, bool) else "unknown")
+        return value
+
+    def _within(self, cond, ctx, owner, node):
+        missing: set[str] = set()
+        subject = self._value(cond.subject, None, ctx, node, missing)
+        anchor = self._value(cond.anchor, None, ctx, node, missing)
+        if runtime.NO_EVENT in (subject, anchor):
+            return False  # an event that did not happen is in no period
+        if missing:
+            return frozenset(missing)
+        return runtime.within(subject, cond.amount, cond.unit, cond.direction, anchor)
 
     def _group(self, cond, ctx, owner, node):
         if node is not None and not node.clause and len(cond.items) > 1:
@@ -200,22 +245,19 @@ class Interpreter:
 
     def _combine(self, cond, ctx, owner, node):
         values = []
+        # Stop where the outcome is settled, as the generated code does, so that the clauses
+        # recorded as holding are the same on both paths; exhaustive evaluation goes on.
+        settles = _NEVER if self.exhaustive else _SETTLES.get(type(cond), _NEVER)
         for item in cond.items:
             value = self._sub(item, ctx, owner, node)
             if value is ABSENT:
                 continue
             values.append(value)
-            # Stop where the outcome is settled, as the generated code does, so that
-            # the clauses recorded as holding are the same on both paths.
-            if self.exhaustive:
-                continue
-            if isinstance(cond, ir.AllOf) and value is False:
+            if value is settles:
                 break
-            if isinstance(cond, ir.AnyOf) and value is True:
-                break
-        if isinstance(cond, ir.AllOf):
+        if type(cond) is ir.AllOf:
             return logic.all_of(values)
-        if isinstance(cond, ir.AnyOf):
+        if type(cond) is ir.AnyOf:
             return logic.any_of(values)
         return logic.at_least(cond.count, values)
 
@@ -252,7 +294,7 @@ class Interpreter:
             missing.add(operand.name)
         return value
 
-    def _compare(self, cond, ctx, node):
+    def _compare(self, cond, ctx, owner, node):
         missing: set[str] = set()
         left = self._value(cond.left, cond.right, ctx, node, missing)
         right = self._value(cond.right, cond.left, ctx, node, missing)

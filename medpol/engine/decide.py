@@ -12,6 +12,7 @@ fact that would decide differently, in which case the line is pending.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 from typing import Any
 
@@ -614,7 +615,7 @@ class _ClaimRun:
         day = p.day
         members = {p.code: None} if limit.each else e.targets[rule.id]
         if limit.unit == "days":
-            start = _period_start(limit, day)
+            start = _bounds(limit, day)[0]
             days = {
                 h.service_date
                 for h in self.claim.history
@@ -638,9 +639,8 @@ class _ClaimRun:
             cap = amount * e.model.vial_units.get(p.code, 1)
         used = 0
         if limit.period != "line":
-            start = _period_start(limit, day)
             # A calendar period counts every earlier claim in it; a rolling one ends on this day.
-            end = _period_end(limit, day)
+            start, end = _bounds(limit, day)
             used = sum(
                 h.units
                 for h in self.claim.history
@@ -669,29 +669,27 @@ class _ClaimRun:
         }
 
 
-def _period_start(limit: ir.Limit, day: datetime.date) -> datetime.date:
-    period = limit.period
+@functools.lru_cache(maxsize=4096)
+def _period(period: str, length, length_unit, day: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """The first and last day of a limit's period that holds `day` (a rolling one ends on it).
+
+    Cached: a batch asks it of the same few hundred dates of service over and over.
+    """
     if period == "rolling":
-        return period_start(day, limit.length, limit.length_unit)
+        return period_start(day, length, length_unit), day
     if period == "calendar_month":
-        return day.replace(day=1)
+        start = day.replace(day=1)
+        return start, shift(start, 1, "months") - datetime.timedelta(days=1)
     if period == "calendar_quarter":
-        return datetime.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+        start = datetime.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+        return start, shift(start, 3, "months") - datetime.timedelta(days=1)
     if period == "calendar_year":
-        return datetime.date(day.year, 1, 1)
-    return day
+        return datetime.date(day.year, 1, 1), datetime.date(day.year, 12, 31)
+    return day, day
 
 
-def _period_end(limit: ir.Limit, day: datetime.date) -> datetime.date:
-    period = limit.period
-    if period == "calendar_month":
-        return shift(day.replace(day=1), 1, "months") - datetime.timedelta(days=1)
-    if period == "calendar_quarter":
-        start = _period_start(limit, day)
-        return shift(start, 3, "months") - datetime.timedelta(days=1)
-    if period == "calendar_year":
-        return datetime.date(day.year, 12, 31)
-    return day
+def _bounds(limit: ir.Limit, day: datetime.date) -> tuple[datetime.date, datetime.date]:
+    return _period(limit.period, limit.length, limit.length_unit, day)
 
 
 def _period_words(limit: ir.Limit, day: datetime.date) -> str:
@@ -699,7 +697,7 @@ def _period_words(limit: ir.Limit, day: datetime.date) -> str:
         return f"in the {limit.length:g} {limit.length_unit} ending {day.isoformat()}"
     if limit.period == "line":
         return "on this line"
-    start, end = _period_start(limit, day), _period_end(limit, day)
+    start, end = _bounds(limit, day)
     return f"in {start.isoformat()} to {end.isoformat()}"
 
 
