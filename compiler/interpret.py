@@ -82,27 +82,6 @@ class Interpreter:
         # it, so that a denial can name every criterion that failed. Its trace is read by
         # the engine, not shown, so its nodes carry no text.
         self.exhaustive = exhaustive
-        self._cases = _Cases(
-            {
-                ir.Always: self._always,
-                ir.AllOf: self._group,
-                ir.AnyOf: self._group,
-                ir.AtLeast: self._group,
-                ir.Not: self._not,
-                ir.Clause: self._clause,
-                ir.Truth: self._truth,
-                ir.Is: self._is,
-                ir.In: self._in,
-                ir.Compare: self._compare,
-                ir.DiagnosisIn: self._diagnosis_in,
-                ir.BilledWith: self._billed_with,
-                ir.DrugIn: self._drug_in,
-                ir.LineOutcome: self._line_outcome,
-                ir.HasModifier: self._has_modifier,
-                ir.CriteriaOf: self._criteria_of,
-                ir.Within: self._within,
-            }
-        )
 
     def _fact(self, ctx: runtime.LineContext, name: str):
         if name == self.model.owned_name:
@@ -130,9 +109,9 @@ class Interpreter:
         return self.evaluate(cond, ctx, owner, node.children if node is not None else None)
 
     def _eval(self, cond, ctx, owner, node):
-        return self._cases[type(cond)](cond, ctx, owner, node)
+        return _CASES[type(cond)](self, cond, ctx, owner, node)
 
-    # One case per node type, found by the node's type (Interpreter._cases).
+    # One case per node type, found by the node's type (_CASES, below the class).
 
     def _always(self, cond, ctx, owner, node):
         return True
@@ -310,6 +289,30 @@ class Interpreter:
             if value is runtime.NO_EVENT or value is runtime.NOTHING:
                 value = "none"
             node.used.append((name, value.isoformat() if hasattr(value, "isoformat") else value))
+
+
+# Unbound, so that an interpreter holds no references to itself.
+_CASES = _Cases(
+    {
+        ir.Always: Interpreter._always,
+        ir.AllOf: Interpreter._group,
+        ir.AnyOf: Interpreter._group,
+        ir.AtLeast: Interpreter._group,
+        ir.Not: Interpreter._not,
+        ir.Clause: Interpreter._clause,
+        ir.Truth: Interpreter._truth,
+        ir.Is: Interpreter._is,
+        ir.In: Interpreter._in,
+        ir.Compare: Interpreter._compare,
+        ir.DiagnosisIn: Interpreter._diagnosis_in,
+        ir.BilledWith: Interpreter._billed_with,
+        ir.DrugIn: Interpreter._drug_in,
+        ir.LineOutcome: Interpreter._line_outcome,
+        ir.HasModifier: Interpreter._has_modifier,
+        ir.CriteriaOf: Interpreter._criteria_of,
+        ir.Within: Interpreter._within,
+    }
+)
 
 
 def rule_condition(rule: ir.Rule) -> ir.AllOf:
