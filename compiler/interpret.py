@@ -7,6 +7,7 @@ the explanation tree for `--explain`; the compiled predicates are the fast path.
 from __future__ import annotations
 
 import attrs
+import msgspec
 
 from medpol.compiler import logic, runtime
 from medpol.compiler.resolve import Model, coerce_value, resolve_targets
@@ -38,12 +39,17 @@ class _Cases(dict):
         raise TypeError(f"no evaluation for {kind.__name__}")
 
 
-@attrs.define
-class TraceNode:
+class TraceNode(msgspec.Struct):
+    """One condition as evaluated: its words, its value, the facts it read, its parts.
+
+    A Struct, built in C: naming a denial's failed criteria builds one for every node of
+    the rules it evaluates again.
+    """
+
     text: str
     value: object
-    used: list = attrs.Factory(list)
-    children: list = attrs.Factory(list)
+    used: list = msgspec.field(default_factory=list)
+    children: list = msgspec.field(default_factory=list)
     clause: str | None = None
     note: str | None = None
     criteria: str | None = None  # the named criteria this node evaluates

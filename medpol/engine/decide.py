@@ -805,12 +805,11 @@ def _combine(decisions: list[dict]) -> dict:
 
 
 def _dedupe(reasons: list[dict]) -> list[dict]:
-    seen, out = set(), []
+    """Each rule's passage once, where it is first cited."""
+    first: dict[str, dict] = {}
     for r in reasons:
-        if r["rule"] not in seen:
-            seen.add(r["rule"])
-            out.append(r)
-    return out
+        first.setdefault(r["rule"], r)
+    return list(first.values()) if len(first) < len(reasons) else reasons
 
 
 def _depends(p: _Prepared, broken: list[dict]) -> dict | None:
