@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -215,3 +218,60 @@ def test_a_spooled_chunk_is_copied_whole_into_a_buffer_and_removed(tmp_path):
     _copy_spooled(str(spooled), out)
     assert out.getvalue() == b"head\n" + b'{"claim": "a"}\n' * 1000
     assert not spooled.exists()
+
+
+class _SlowHere:
+    """An engine that decides as the policy's does, slowly in the process that made it
+    (the main process of a batch) and at full speed in the workers forked from it."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.main = os.getpid()
+        self.here = 0  # claims decided in the main process; a worker's count stays its own
+
+    def decide(self, claim, as_of):
+        if os.getpid() == self.main:
+            self.here += 1
+            time.sleep(0.1)
+        return self.engine.decide(claim, as_of)
+
+
+def test_the_main_process_decides_only_while_the_workers_are_busy():
+    """A main process that is slower than its worker leaves it most of the chunks (a fixed
+    one in every `jobs` would leave it half), and the output is still that of one job."""
+    from medpol.api import load_policy
+    from medpol.batch import local
+
+    policy = load_policy(POLICY)
+    chunks = [(n, [orjson.dumps(claim)]) for n, claim in enumerate(generate(24, 9), 1)]
+    one = io.BytesIO()
+    # Also compiles, before the workers are forked, what these claims need.
+    local.decide_stream(policy, iter(chunks), one, jobs=1)
+    slow = SimpleNamespace(engine=_SlowHere(policy.engine), id=policy.id, revision=policy.revision)
+    two, seen = io.BytesIO(), []
+    totals = local.decide_stream(slow, iter(chunks), two, jobs=2, on_chunk=seen.append)
+    assert two.getvalue() == one.getvalue()
+    assert totals["claims"] == sum(counts["claims"] for counts in seen) == len(chunks) == len(seen)
+    assert slow.engine.here < len(chunks) / 2
+
+
+class _FailsInWorkers:
+    def __init__(self, engine):
+        self.engine = engine
+        self.main = os.getpid()
+
+    def decide(self, claim, as_of):
+        if os.getpid() != self.main:
+            raise RuntimeError(f"a worker failed on {claim['id']}")
+        return self.engine.decide(claim, as_of)
+
+
+def test_a_workers_error_is_raised_in_the_main_process():
+    from medpol.api import load_policy
+    from medpol.batch import local
+
+    policy = load_policy(POLICY)
+    chunks = [(n, [orjson.dumps(claim)]) for n, claim in enumerate(generate(12, 9), 1)]
+    failing = SimpleNamespace(engine=_FailsInWorkers(policy.engine), id=policy.id, revision=policy.revision)
+    with pytest.raises(RuntimeError, match="a worker failed on "):
+        local.decide_stream(failing, iter(chunks), io.BytesIO(), jobs=2)

@@ -3,9 +3,10 @@
 Memory is bounded by the chunk size and the number of chunks in flight, never by the
 file: chunks are read lazily and handed to worker processes that each hold the compiled
 policy. A worker decides, encodes and writes its chunk to a spool file of its own; the
-main process only orders them, copying each spool file to the output (in the kernel,
-with os.sendfile, where it can) as soon as it is the next one, so the output is
-byte-identical whatever the number of jobs.
+main process orders them, copying each spool file to the output (in the kernel, with
+os.sendfile, where it can) as soon as it is the next one, so the output is
+byte-identical whatever the number of jobs. While the next one is not ready, the main
+process decides the chunk after the last one read itself, rather than wait.
 """
 
 from __future__ import annotations
@@ -390,19 +391,32 @@ def decide_stream(
         return _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
 
 
+# Chunks a worker has queued or in hand: with two, it starts the next one as soon as it
+# hands one back, without waiting for the main process to give it more.
+AHEAD_PER_WORKER = 2
+
+
 def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed) -> collections.Counter:
     totals: collections.Counter = collections.Counter()
     if fmt == "csv":
         out.write(_encode_header())
-    if jobs <= 1:
-        for first, items in chunks:
-            data, counts = decide_chunk(
-                policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt, typed
-            )
+
+    def here(task) -> tuple[object, collections.Counter]:
+        first, items = task
+        return decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt, typed)
+
+    def write(data, counts) -> None:
+        if isinstance(data, str):
+            _copy_spooled(data, out)
+        else:
             out.write(data)
-            totals.update(counts)
-            if on_chunk:
-                on_chunk(counts)
+        totals.update(counts)
+        if on_chunk:
+            on_chunk(counts)
+
+    if jobs <= 1:
+        for task in chunks:
+            write(*here(task))
         return totals
     # Workers are forked with the compiled policy already in memory: nothing to rebuild.
     ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
@@ -410,26 +424,59 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
     # pass in a worker would touch (and so copy) every one of them.
     gc.collect()
     gc.freeze()
-    # The main process decides one chunk of every `jobs` itself: on a machine with as many
-    # cores as jobs, a process that only read and wrote would leave a core idle. Worker
-    # chunks are queued ahead of the main process's own, so the workers never wait on it.
     # Parquet rows go back to the main process, which holds the one Parquet writer; every
     # other format is bytes, which a worker writes to a spool file of its own.
     spool = None if fmt == "parquet" else tempfile.mkdtemp(prefix="medpol-eval-", dir=_spool_dir())
+    workers = jobs - 1
+    ahead = AHEAD_PER_WORKER * workers
+    # The chunks read and not yet written, in input order, are at most `limit`: memory (and
+    # the spool) stays flat whatever the file's size.
+    limit = ahead + jobs + 1
     try:
-        with ctx.Pool(jobs - 1, initializer=_init_worker, initargs=(policy, as_of, fmt, name, typed)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(policy, as_of, fmt, name, typed)) as pool:
+            # Each entry is (True, (data, counts)) for a chunk the main process has decided,
+            # or (False, AsyncResult) for a worker's, whose result is the same pair.
             queue: collections.deque = collections.deque()
-            for number, task in enumerate(chunks):
-                if number % jobs == 0:
-                    queue.append(("here", task))
-                else:
+            numbered = enumerate(chunks)
+            read_all = False
+
+            def take():
+                nonlocal read_all
+                if read_all or len(queue) >= limit:
+                    return None
+                step = next(numbered, None)
+                read_all = step is None
+                return step
+
+            while True:
+                # Keep the workers fed first: a worker that runs out waits for the main
+                # process, which may be in the middle of a chunk of its own.
+                while sum(1 for done, job in queue if not done and not job.ready()) < ahead:
+                    step = take()
+                    if step is None:
+                        break
+                    number, task = step
                     path = None if spool is None else os.path.join(spool, str(number))
-                    queue.append(("there", pool.apply_async(_work, (task, path))))
-                # A bounded queue keeps memory (and the spool) flat whatever the file's size.
-                while len(queue) > jobs * 2:
-                    _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk, typed)
-            while queue:
-                _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk, typed)
+                    queue.append((False, pool.apply_async(_work, (task, path))))
+                if not queue:
+                    break
+                done, job = queue[0]
+                if done or job.ready():
+                    queue.popleft()
+                    # A worker's error is raised here, as the chunk it failed on comes up.
+                    write(*(job if done else job.get()))
+                    continue
+                # The oldest chunk is a worker's and not ready: rather than wait for it, the
+                # main process decides the next one itself (on a machine with as many cores
+                # as jobs, a process that only read and wrote would leave a core idle). So
+                # its share follows from the time reading and writing leave it, and neither
+                # it nor a worker waits on the other for a share fixed in advance.
+                step = take()
+                if step is not None:
+                    queue.append((True, here(step[1])))
+                    continue
+                # Nothing left to read, or as many chunks in hand as memory allows: wait.
+                job.wait()
     finally:
         if spool is not None:
             shutil.rmtree(spool, ignore_errors=True)
@@ -440,24 +487,6 @@ def _spool_dir() -> str | None:
     """Where workers write their chunks: memory-backed /dev/shm when there is one."""
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
-
-
-def _write_next(policy, queue, as_of, fmt, name, out, totals, on_chunk, typed) -> None:
-    """Decide (here) or collect (from a worker) the oldest chunk and write it."""
-    where, job = queue.popleft()
-    if where == "here":
-        first, items = job
-        data, counts = decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt, typed)
-        out.write(data)
-    else:
-        data, counts = job.get()
-        if isinstance(data, str):
-            _copy_spooled(data, out)
-        else:
-            out.write(data)
-    totals.update(counts)
-    if on_chunk:
-        on_chunk(counts)
 
 
 def _copy_spooled(path: str, out) -> None:
