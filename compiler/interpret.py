@@ -104,18 +104,15 @@ class Interpreter:
         return found
 
     def evaluate(self, cond, ctx: runtime.LineContext, owner: str, trace: list | None = None):
-        node = TraceNode(describe(cond) if not self.exhaustive else "", None) if trace is not None else None
-        value = self._eval(cond, ctx, owner, node)
-        if node is not None:
-            node.value = value
-            trace.append(node)
+        if trace is None:
+            return _CASES[type(cond)](self, cond, ctx, owner, None)
+        node = TraceNode(describe(cond) if not self.exhaustive else "", None)
+        node.value = value = _CASES[type(cond)](self, cond, ctx, owner, node)
+        trace.append(node)
         return value
 
     def _sub(self, cond, ctx, owner, node):
         return self.evaluate(cond, ctx, owner, node.children if node is not None else None)
-
-    def _eval(self, cond, ctx, owner, node):
-        return _CASES[type(cond)](self, cond, ctx, owner, node)
 
     # One case per node type, found by the node's type (_CASES, below the class).
 
@@ -222,29 +219,28 @@ class Interpreter:
                 type(cond), f"at least {getattr(cond, 'count', '')} of"
             )
         mark = len(ctx.hits)
-        value = self._combine(cond, ctx, owner, node)
-        if value is not True:
-            # Clauses that held inside a group that did not hold decided nothing.
-            del ctx.hits[mark:]
-        return value
-
-    def _combine(self, cond, ctx, owner, node):
         values = []
+        trace = node.children if node is not None else None
         # Stop where the outcome is settled, as the generated code does, so that the clauses
         # recorded as holding are the same on both paths; exhaustive evaluation goes on.
         settles = _NEVER if self.exhaustive else _SETTLES.get(type(cond), _NEVER)
         for item in cond.items:
-            value = self._sub(item, ctx, owner, node)
+            value = self.evaluate(item, ctx, owner, trace)
             if value is ABSENT:
                 continue
             values.append(value)
             if value is settles:
                 break
         if type(cond) is ir.AllOf:
-            return logic.all_of(values)
-        if type(cond) is ir.AnyOf:
-            return logic.any_of(values)
-        return logic.at_least(cond.count, values)
+            value = logic.all_of(values)
+        elif type(cond) is ir.AnyOf:
+            value = logic.any_of(values)
+        else:
+            value = logic.at_least(cond.count, values)
+        if value is not True:
+            # Clauses that held inside a group that did not hold decided nothing.
+            del ctx.hits[mark:]
+        return value
 
     def _value(self, operand, other, ctx, node, missing: set[str]):
         """An operand's value; a fact the claim lacks is added to `missing` (the value is then None)."""
