@@ -93,9 +93,8 @@ class Engine:
         }
         # Codes whose lines' outcomes a condition reads (`E0791 is covered`): decided first.
         self.reads = _outcome_reads(model)
-        # Whether any condition reads another line's outcome: only then is each decided
-        # line's outcome kept for them to read.
-        self.keeps_status = _reads_outcomes(model)
+        # The codes whose lines' outcomes some condition reads: only theirs are kept.
+        self.outcomes_kept = frozenset(code for codes in self.reads.values() for code in codes)
         # The library this policy is decided in, which answers `meets CRITERIA of POLICY`.
         self.library = None
 
@@ -363,7 +362,7 @@ class _ClaimRun:
     def decide_base(self, p: _Prepared) -> dict:
         decisions = [self.base_for(p, subject) for subject in self.subjects(p)]
         decision = decisions[0] if len(decisions) == 1 else _combine(decisions)
-        if self.e.keeps_status:
+        if p.code in self.e.outcomes_kept:
             self.status.setdefault(p.code, []).append(_status(decision))
         return _finish(p, decision)
 
@@ -382,7 +381,7 @@ class _ClaimRun:
             return _finish(p, {"outcome": "not_applicable"})
         dependent = e.follow is not None and in_members(e.dependents, p.code, p.day)
         decision = self.walk(p, subject=p.code, base=False, dependent=dependent)
-        if e.keeps_status:
+        if p.code in e.outcomes_kept:
             self.status.setdefault(p.code, []).append(_status(decision))
         return _finish(p, decision)
 
@@ -717,13 +716,6 @@ def _outcome_reads(model: Model) -> dict[str, frozenset[str]]:
         for code in codes:
             reads.setdefault(code, set()).update(found)
     return {code: frozenset(found) for code, found in reads.items()}
-
-
-def _reads_outcomes(model: Model) -> bool:
-    """Whether any condition of the policy, in a rule or in named criteria, reads another line's outcome."""
-    conditions = [c for rule in model.rules for c in (*rule.requires, rule.condition)]
-    conditions.extend(criteria.condition for criteria in model.criteria.values())
-    return any(isinstance(node, ir.LineOutcome) for cond in conditions for node in ir.walk(cond))
 
 
 def _outcomes_read(model: Model, cond, found: set[str], seen: frozenset = frozenset()) -> None:
