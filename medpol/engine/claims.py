@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Claim", "ClaimError", "HistoryLine", "Line", "LineError", "read_claim"]
+__all__ = ["Claim", "ClaimError", "HistoryLine", "Line", "LineError", "read_claim", "read_date"]
 
 LINES_OF_BUSINESS = frozenset({"commercial", "medicare", "medicaid"})
 
@@ -130,7 +130,7 @@ def read_claim(obj: object) -> Claim:
     member_id = _required(member, "id", "member.id", fail)
     if not isinstance(member_id, str) or not member_id:
         raise fail("member.id", _expected("a non-empty string", member_id))
-    birth_date = _date(_required(member, "birth_date", "member.birth_date", fail))
+    birth_date = read_date(_required(member, "birth_date", "member.birth_date", fail))
     if birth_date is None:
         raise fail("member.birth_date", _date_problem(member["birth_date"]))
     lob = _required(member, "line_of_business", "member.line_of_business", fail)
@@ -248,7 +248,7 @@ def _read_line(raw: dict, i: int, seq: int) -> Line | LineError:
         problem = _code_problem(raw.get("hcpcs", _ABSENT))
         return LineError(seq, None, f"lines[{i}].hcpcs", problem)
 
-    service_date = _date(raw.get("service_date"))
+    service_date = read_date(raw.get("service_date"))
     if service_date is None:
         problem = _date_problem(raw.get("service_date", _ABSENT))
         return LineError(seq, hcpcs, f"lines[{i}].service_date", problem)
@@ -297,7 +297,7 @@ def _read_history(raw: object, i: int, ignored: list[str], fail: _Fail) -> Histo
     hcpcs = _code(raw.get("hcpcs"))
     if hcpcs is None:
         raise fail(f"history[{i}].hcpcs", _code_problem(raw.get("hcpcs", _ABSENT)))
-    service_date = _date(raw.get("service_date"))
+    service_date = read_date(raw.get("service_date"))
     if service_date is None:
         problem = _date_problem(raw.get("service_date", _ABSENT))
         raise fail(f"history[{i}].service_date", problem)
@@ -348,8 +348,8 @@ _DATES: dict[str, datetime.date] = {}
 _DATES_LIMIT = 100_000
 
 
-def _date(value: object) -> datetime.date | None:
-    """The date `value` spells as strict YYYY-MM-DD, or None (see _date_problem)."""
+def read_date(value: object) -> datetime.date | None:
+    """The date `value` spells as strict YYYY-MM-DD, or None (see date_problem)."""
     if not isinstance(value, str):
         return None
     date = _DATES.get(value)

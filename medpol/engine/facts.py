@@ -8,7 +8,7 @@ import math
 
 from medpol.compiler.resolve import Model
 from medpol.compiler.runtime import NO_EVENT
-from medpol.engine.claims import date_problem
+from medpol.engine.claims import date_problem, read_date
 
 
 class FactError(Exception):
@@ -16,6 +16,9 @@ class FactError(Exception):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+_INFINITY = float("inf")
 
 
 def _show(value) -> str:
@@ -50,6 +53,15 @@ class FactReader:
         self.owned_fact = follow.owned_fact if follow is not None else None
         self.bases = frozenset(model.bases)
         self.base_noun = follow.base_noun if follow is not None else None
+        # How the common answer of each fact is recognized without a call: its kind, or for a
+        # `one of` fact the set of its values. Anything else goes through `_read`, which also
+        # words the problem.
+        self._plain: dict[str, str | frozenset[str]] = {}
+        for name, ftype in self.types.items():
+            if ftype.kind == "enum":
+                self._plain[name] = frozenset(ftype.values)
+            elif ftype.kind in ("bool", "number", "date") or (ftype.kind == "int" and ftype.low is None):
+                self._plain[name] = ftype.kind
 
     def has_default(self, name: str) -> bool:
         return name in self._with_default
@@ -57,15 +69,30 @@ class FactReader:
     def read_claim_facts(self, facts) -> tuple[dict, list[str]]:
         warnings: list[str] = []
         out = dict(self.defaults)
-        types = self.types
+        plain = self._plain
         for name, value in facts.items():
-            # The common answers (yes/no, a number) are checked here without a call.
-            ftype = types.get(name)
-            if ftype is not None:
-                kind = ftype.kind
-                if (kind == "bool" and (value is True or value is False)) or (
-                    kind == "number" and value.__class__ in (int, float) and 0 <= value < float("inf")
-                ):
+            kind = plain.get(name)
+            if kind is not None:
+                cls = value.__class__
+                if kind == "bool":
+                    if cls is bool:
+                        out[name] = value
+                        continue
+                elif kind == "number":
+                    if (cls is int or cls is float) and 0 <= value < _INFINITY:
+                        out[name] = value
+                        continue
+                elif kind == "date":
+                    # "none" (no such event) and malformed dates take the long way.
+                    date = read_date(value) if cls is str else None
+                    if date is not None:
+                        out[name] = date
+                        continue
+                elif kind == "int":
+                    if cls is int and value >= 0:
+                        out[name] = value
+                        continue
+                elif cls is str and value in kind:
                     out[name] = value
                     continue
             self._read(name, value, "facts", out, warnings)
