@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from medpol.compiler.decision import DecisionGenerator, function_name
 from medpol.compiler.interpret import TraceNode, TraceStep
@@ -30,17 +30,37 @@ from medpol.engine.failed import FailedCriteria
 
 
 class _Prepared:
-    """A valid claim line with its decision day and its facts merged with the claim's."""
+    """A valid claim line with its decision day, its facts merged with the claim's, and the
+    roles of its code (Engine.roles)."""
 
-    __slots__ = ("index", "line", "code", "day", "facts", "ctx")
+    __slots__ = ("index", "line", "code", "day", "facts", "ctx", "roles")
 
-    def __init__(self, index: int, line: Line, day: datetime.date, facts: dict):
+    def __init__(self, index: int, line: Line, day: datetime.date, facts: dict, roles: _Roles):
         self.index = index
         self.line = line
         self.code = line.hcpcs
         self.day = day
         self.facts = facts
         self.ctx: LineContext | None = None
+        self.roles = roles
+
+
+class _Roles(NamedTuple):
+    """What a code is in a policy's relations. Each of base, governed and dependent is True
+    or False, or None when effective windows make the answer depend on the line's date."""
+
+    base: bool | None  # decided by the items it serves
+    governed: bool | None  # some rule decides it
+    dependent: bool | None  # follows its base
+    served: bool  # an item bases serve, in effect or not
+    kept: bool  # its outcome is read by a condition on another line
+
+
+def _static(members, code: str) -> bool | None:
+    """Whether `code` is among `members` whatever the date: None when that depends on the date."""
+    if code not in members:
+        return False
+    return True if members[code] is None else None
 
 
 # Kinds of line remembered under their own names besides their canonical ones: enough for
@@ -97,6 +117,22 @@ class Engine:
         self.outcomes_kept = frozenset(code for codes in self.reads.values() for code in codes)
         # The library this policy is decided in, which answers `meets CRITERIA of POLICY`.
         self.library = None
+        self._roles: dict[str, _Roles] = {}
+
+    def roles(self, code: str) -> _Roles:
+        """The roles of a code in this policy's relations, worked out once per code."""
+        roles = self._roles.get(code)
+        if roles is None:
+            roles = _Roles(
+                _static(self.bases, code),
+                _static(self.governed, code),
+                _static(self.dependents, code) if self.follow is not None else False,
+                code in self.served,
+                code in self.outcomes_kept,
+            )
+            if len(self._roles) < _MANY_KINDS:
+                self._roles[code] = roles
+        return roles
 
     def plan(self, kind: Kind) -> tuple:
         """The rules that can decide a line of this kind, in precedence order (compiler.plan)."""
@@ -166,8 +202,10 @@ class Engine:
     def _decide(self, claim: Claim, claim_facts: dict, warnings: list[str], as_of) -> dict:
         out: list[dict | None] = [None] * len(claim.lines)
         prepared: list[_Prepared] = []
+        bases: list[_Prepared] = []  # the base lines, decided first
+        roles_of = self._roles
         for index, line in enumerate(claim.lines):
-            if isinstance(line, LineError):
+            if line.__class__ is LineError:
                 if line.hcpcs is not None and line.hcpcs not in self.governed:
                     # A code no rule of this policy decides is not this policy's to reject.
                     out[index] = {"seq": line.seq, "hcpcs": line.hcpcs, "outcome": "not_applicable"}
@@ -182,9 +220,14 @@ class Engine:
                     out[index] = line_error(line.seq, line.hcpcs, err.field, err.message)
                     continue
                 warnings.extend(line_warnings)
-            prepared.append(_Prepared(index, line, as_of or line.service_date, facts))
+            code = line.hcpcs
+            roles = roles_of.get(code) or self.roles(code)
+            p = _Prepared(index, line, as_of or line.service_date, facts, roles)
+            prepared.append(p)
+            if roles.base or (roles.base is None and in_members(self.bases, code, p.day)):
+                bases.append(p)
 
-        run = _ClaimRun(self, claim, prepared)
+        run = _ClaimRun(self, claim, prepared, bases)
         broken_bases: list[dict] = []
         broken_served: list[dict] = []
         if len(prepared) < len(out):
@@ -192,10 +235,8 @@ class Engine:
             # base on the items it serves, so those lines cannot be decided without it.
             broken_bases = [d for d in out if d is not None and d["hcpcs"] in self.bases]
             broken_served = [d for d in out if d is not None and d["hcpcs"] in self.served]
-        if run.base_lines:
-            for p in prepared:
-                if p.index in run.base_lines:
-                    out[p.index] = _depends(p, broken_served) or run.decide_base(p)
+        for p in bases:
+            out[p.index] = _depends(p, broken_served) or run.decide_base(p)
         reads = self.reads
         order = prepared
         if reads and ("*" in reads or any(p.code in reads for p in prepared)):
@@ -233,23 +274,18 @@ def _claim_id(raw):
 class _ClaimRun:
     """The work of deciding one claim: shared state between its lines."""
 
-    def __init__(self, engine: Engine, claim: Claim, prepared: list[_Prepared]):
+    def __init__(self, engine: Engine, claim: Claim, prepared: list[_Prepared], bases: list[_Prepared]):
         self.e = engine
         self.claim = claim
         self.prepared = prepared
-        self.codes = tuple(p.code for p in prepared)
+        self.codes = tuple([p.code for p in prepared])
         self._lines: tuple | None = None
         self._history: tuple | None = None
         self.status: dict[str, list] = {}
-        e = engine
-        self.base_lines = {p.index for p in prepared if in_members(e.bases, p.code, p.day)}
-        # A served line is a line of an item the relation names, in effect on its date or
-        # not: a base serving an item the policy does not (yet) cover is decided by it.
-        self.served_lines = [p for p in prepared if p.code in e.served]
+        self.bases = bases  # the base lines, in claim order
         self._base_cache: dict[tuple, dict] = {}
         self._followed: dict[tuple, dict] = {}  # what the lines that follow a base follow
         self._served: list[str] | None = None
-        self._bases: list[_Prepared] | None = None
         # Made only when a condition reads another policy's criteria: most claims never do.
         self._other_facts: dict[tuple, dict | None] | None = None
         self._asking: set[tuple[str, str]] | None = None
@@ -347,9 +383,11 @@ class _ClaimRun:
         """The items a base (or the lines that follow it) serves on this claim."""
         if self._served is not None and self._served:
             return self._served
+        # A served line is a line of an item the relation names, in effect on its date or
+        # not: a base serving an item the policy does not (yet) cover is decided by it.
         served = []
-        for d in self.served_lines:
-            if d.code not in served:
+        for d in self.prepared:
+            if d.roles.served and d.code not in served:
                 served.append(d.code)
         self._served = served
         if served:
@@ -362,7 +400,7 @@ class _ClaimRun:
     def decide_base(self, p: _Prepared) -> dict:
         decisions = [self.base_for(p, subject) for subject in self.subjects(p)]
         decision = decisions[0] if len(decisions) == 1 else _combine(decisions)
-        if p.code in self.e.outcomes_kept:
+        if p.roles.kept:
             self.status.setdefault(p.code, []).append(_status(decision))
         return _finish(p, decision)
 
@@ -377,21 +415,33 @@ class _ClaimRun:
 
     def decide_line(self, p: _Prepared) -> dict:
         e = self.e
-        if not in_members(e.governed, p.code, p.day):
+        code, roles = p.code, p.roles
+        governed = roles.governed
+        if governed is None:
+            governed = in_members(e.governed, code, p.day)
+        if not governed:
             return _finish(p, {"outcome": "not_applicable"})
-        dependent = e.follow is not None and in_members(e.dependents, p.code, p.day)
-        decision = self.walk(p, subject=p.code, base=False, dependent=dependent)
-        if p.code in e.outcomes_kept:
-            self.status.setdefault(p.code, []).append(_status(decision))
+        dependent = roles.dependent
+        if dependent is None:
+            dependent = in_members(e.dependents, code, p.day)
+        decide = e._decisions.get((code, code, False, dependent, False)) if e.tracer is None else None
+        if decide is not None:
+            # The common way, as `walk` would go, with its kind's compiled decision at hand.
+            ctx = self.ctx(p)
+            ctx.served = code
+            ctx.owned = False
+            decision = decide(self, p, ctx, p.day)
+        else:
+            decision = self.walk(p, subject=code, base=False, dependent=dependent)
+        if roles.kept:
+            self.status.setdefault(code, []).append(_status(decision))
         return _finish(p, decision)
 
     def the_base(self, p: _Prepared) -> dict:
         """The decision of the base this line follows, for the item on this line."""
         e = self.e
         is_served = in_members(e.served, p.code, p.day)
-        bases = self._bases
-        if bases is None:
-            bases = self._bases = [q for q in self.prepared if q.index in self.base_lines]
+        bases = self.bases
         if bases:
             # Lines of one item on one date follow their bases alike (and every line not of
             # a served item, alike): asked once.
