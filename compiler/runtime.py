@@ -9,70 +9,14 @@ whose absence leaves it unknown.
 from __future__ import annotations
 
 import datetime
+from typing import Any
+
+import msgspec
 
 from medpol.compiler.logic import all_of, not_  # noqa: F401 - generated code reads them from here
 from medpol.compiler.resolve import DiagnosisSet, Members, in_members
 
 Truth = "bool | frozenset[str]"
-
-
-class LineContext:
-    """Everything a condition may read about one line, decided as of `day`."""
-
-    __slots__ = (
-        "facts",
-        "day",
-        "dx",
-        "codes",
-        "modifiers",
-        "units",
-        "birth_date",
-        "line_of_business",
-        "licensed",
-        "place_of_service",
-        "status",
-        "hits",
-        "served",
-        "owned",
-        "seq",
-        "lookback",
-    )
-
-    def __init__(
-        self,
-        facts,
-        day,
-        dx,
-        codes,
-        modifiers,
-        units,
-        birth_date,
-        line_of_business,
-        licensed,
-        place_of_service,
-        status,
-        seq=0,
-        lookback=None,
-    ):
-        self.facts = facts
-        self.day = day
-        self.dx = dx
-        self.codes = codes
-        self.modifiers = modifiers
-        self.units = units
-        self.birth_date = birth_date
-        self.line_of_business = line_of_business
-        self.licensed = licensed
-        self.place_of_service = place_of_service
-        self.status = status  # HCPCS -> list of (outcome, missing) of lines already decided
-        self.hits = []  # clause ids that held, for the reasons of a decision
-        self.served = None  # the item this line is about; None when the claim does not say
-        self.owned = False  # the member's own base item stands in for a base line
-        self.seq = seq
-        # What conditions that look back over a period read: `.lines`, (code, day, seq, units)
-        # of the claim's lines, and `.history`, (code, day, units) of the member's earlier
-        # claims. Built only when such a condition asks.
-        self.lookback = lookback if lookback is not None else NO_LOOKBACK
 
 
 class Lookback:
@@ -89,6 +33,33 @@ class Lookback:
 
 
 NO_LOOKBACK = Lookback()
+
+
+class LineContext(msgspec.Struct):
+    """Everything a condition may read about one line, decided as of `day`.
+
+    A Struct: the engine makes one for every line it decides, and a Struct is built in C.
+    """
+
+    facts: Any
+    day: datetime.date
+    dx: Any
+    codes: Any
+    modifiers: Any
+    units: Any
+    birth_date: datetime.date
+    line_of_business: str
+    licensed: bool
+    place_of_service: str | None
+    status: Any  # HCPCS -> list of (outcome, missing) of lines already decided
+    seq: int = 0
+    # What conditions that look back over a period read: `.lines`, (code, day, seq, units)
+    # of the claim's lines, and `.history`, (code, day, units) of the member's earlier
+    # claims. Built only when such a condition asks.
+    lookback: Any = NO_LOOKBACK
+    hits: list = msgspec.field(default_factory=list)  # clause ids that held, for a decision's reasons
+    served: str | None = None  # the item this line is about; None when the claim does not say
+    owned: bool = False  # the member's own base item stands in for a base line
 
 
 class _Valueless:

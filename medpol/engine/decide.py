@@ -859,8 +859,8 @@ def _depends(p: _Prepared, broken: list[dict]) -> dict | None:
     return depends_error(p.line.seq, p.code, broken[0]) if broken else None
 
 
-_LINE_KEYS = ("category", "refer_to", "missing", "reasons", "failed", "base", "trace")
-_PAID_IN_PART_KEYS = (
+# The fields of a line's decision after its seq, code and outcome, in the contract's order.
+_LINE_KEYS = (
     "category",
     "refer_to",
     "missing",
@@ -873,14 +873,21 @@ _PAID_IN_PART_KEYS = (
     "denied_reasons",
     "trace",
 )
+# The fields a decision has, as its keys come, to those a line's decision shows, in order:
+# a batch meets the same few shapes of decision over and over.
+_SHOWN: dict[tuple, tuple] = {}
 
 
 def _finish(p: _Prepared, decision: dict) -> dict:
     out = {"seq": p.line.seq, "hcpcs": p.code, "outcome": decision["outcome"]}
-    keys = _LINE_KEYS if "allowed_units" not in decision else _PAID_IN_PART_KEYS
-    for key in keys:
-        if key in decision:
-            out[key] = decision[key]
+    has = tuple(decision)
+    shown = _SHOWN.get(has)
+    if shown is None:
+        shown = tuple(key for key in _LINE_KEYS if key in decision)
+        if len(_SHOWN) < _MANY_KINDS:
+            _SHOWN[has] = shown
+    for key in shown:
+        out[key] = decision[key]
     return out
 
 
