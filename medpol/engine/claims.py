@@ -159,6 +159,10 @@ def read_claim(obj: object) -> Claim:
         raise fail("diagnoses", _expected("a list", given))
     diagnoses = []
     for i, code in enumerate(given):
+        norm = _DIAGNOSES.get(code) if code.__class__ is str else None
+        if norm is not None:
+            diagnoses.append(norm)
+            continue
         if not isinstance(code, str):
             raise fail(f"diagnoses[{i}]", _expected("a string", code))
         norm = diagnosis(code)
@@ -182,7 +186,7 @@ def read_claim(obj: object) -> Claim:
             lines.append(LineError(i + 1, None, f"lines[{i}]", _expected("an object", raw)))
             continue
         seq = raw.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool):
+        if seq.__class__ is not int and (not isinstance(seq, int) or isinstance(seq, bool)):
             if seq is None and "seq" not in raw:
                 raise fail(f"lines[{i}].seq", _MISSING)
             raise fail(f"lines[{i}].seq", _expected("an integer", seq))
@@ -196,7 +200,7 @@ def read_claim(obj: object) -> Claim:
 
     for i, line in enumerate(lines):
         # A member is not served before being born: the birth date (or the line's) is wrong.
-        if isinstance(line, Line) and line.service_date < birth_date:
+        if line.__class__ is Line and line.service_date < birth_date:
             raise fail(
                 "member.birth_date",
                 f"{_show(member['birth_date'])} is after the date of service of lines[{i}] ({line.service_date})",
@@ -235,20 +239,38 @@ def read_claim(obj: object) -> Claim:
 
 def diagnosis(code: str) -> str | None:
     """The ICD-10-CM code as the contract spells it (uppercase, no dot), or None if `code` is not one."""
+    found = _DIAGNOSES.get(code)
+    if found is not None:
+        return found
     norm = code.strip().upper()
     # isascii because str.upper() maps a few non-ASCII letters (ı, ſ) onto ASCII ones.
     if not code.isascii() or _ICD10_AS_GIVEN.fullmatch(norm) is None:
         return None
-    return norm.replace(".", "")
+    found = norm.replace(".", "")
+    _remember(_DIAGNOSES, code, found)
+    return found
+
+
+def _remember(cache: dict, given: str, value) -> None:
+    # Bounded: cleared when full, so a stream of distinct values cannot grow it for ever.
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[given] = value
 
 
 def _read_line(raw: dict, i: int, seq: int) -> Line | LineError:
-    hcpcs = _code(raw.get("hcpcs"))
+    hcpcs = raw.get("hcpcs")
+    hcpcs = _CODES.get(hcpcs) if hcpcs.__class__ is str else None
+    if hcpcs is None:
+        hcpcs = _code(raw.get("hcpcs"))
     if hcpcs is None:
         problem = _code_problem(raw.get("hcpcs", _ABSENT))
         return LineError(seq, None, f"lines[{i}].hcpcs", problem)
 
-    service_date = read_date(raw.get("service_date"))
+    service_date = raw.get("service_date")
+    service_date = _DATES.get(service_date) if service_date.__class__ is str else None
+    if service_date is None:
+        service_date = read_date(raw.get("service_date"))
     if service_date is None:
         problem = _date_problem(raw.get("service_date", _ABSENT))
         return LineError(seq, hcpcs, f"lines[{i}].service_date", problem)
@@ -330,7 +352,11 @@ def _code(value: object) -> str | None:
     # isascii because str.isalnum() also accepts letters and digits of other scripts;
     # isalnum() is false for "" too.
     if isinstance(value, str) and value.isascii() and value.isalnum():
-        return value.upper()
+        code = _CODES.get(value)
+        if code is None:
+            code = value.upper()
+            _remember(_CODES, value, code)
+        return code
     return None
 
 
@@ -342,10 +368,13 @@ def _code_problem(value: object) -> str:
     return f"{_show(value)} is not a procedure code (expected letters and digits only)"
 
 
-# A batch repeats the same few hundred service and birth dates over and over; a dict hit
-# is several times cheaper than parsing. Cleared when full to bound memory.
+# A batch repeats the same few hundred dates, procedure and diagnosis codes over and over;
+# a dict hit is several times cheaper than checking and parsing. Each holds only values
+# that passed, and is cleared when full to bound memory.
 _DATES: dict[str, datetime.date] = {}
-_DATES_LIMIT = 100_000
+_CODES: dict[str, str] = {}
+_DIAGNOSES: dict[str, str] = {}
+_CACHE_LIMIT = 100_000
 
 
 def read_date(value: object) -> datetime.date | None:
@@ -362,9 +391,7 @@ def read_date(value: object) -> datetime.date | None:
         date = datetime.date.fromisoformat(value)
     except ValueError:
         return None
-    if len(_DATES) >= _DATES_LIMIT:
-        _DATES.clear()
-    _DATES[value] = date
+    _remember(_DATES, value, date)
     return date
 
 
