@@ -23,6 +23,7 @@ import keyword
 import re
 
 from medpol.compiler.resolve import Model, coerce_value, resolve_targets
+from medpol.compiler.runtime import BUILTIN_ATTRIBUTES
 from medpol.compiler.types import shift_unit
 from medpol.dsl import ir
 
@@ -420,6 +421,9 @@ class CodeGenerator:
             fn.write(f"{var} = F.get({name!r})", node)
         elif name == self.model.owned_name:
             fn.write(f"{var} = x.owned", node)
+        elif name in BUILTIN_ATTRIBUTES:
+            # An attribute from the runtime's own table, never the author's text.
+            fn.write(f"{var} = x.{BUILTIN_ATTRIBUTES[name]}", node)
         else:
             fn.write(f"{var} = _builtin(x, {name!r})", node)
         return var

@@ -85,16 +85,19 @@ NO_EVENT = _Valueless("NO_EVENT")
 NOTHING = _Valueless("NOTHING")
 
 
+# The built-in facts a line's context holds, by the attribute that holds each: generated
+# code reads the attribute itself, the interpreter goes through `builtin`.
+BUILTIN_ATTRIBUTES = {
+    "line_of_business": "line_of_business",
+    "supplier_licensed_in_state": "licensed",
+    "place_of_service": "place_of_service",
+    "service_date": "day",
+}
+
+
 def builtin(ctx: LineContext, name: str):
-    if name == "line_of_business":
-        return ctx.line_of_business
-    if name == "supplier_licensed_in_state":
-        return ctx.licensed
-    if name == "place_of_service":
-        return ctx.place_of_service
-    if name == "service_date":
-        return ctx.day
-    return None
+    attribute = BUILTIN_ATTRIBUTES.get(name)
+    return getattr(ctx, attribute) if attribute is not None else None
 
 
 def age(ctx: LineContext, unit: str | None) -> int:
