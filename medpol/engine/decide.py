@@ -56,6 +56,13 @@ class _Roles(NamedTuple):
     kept: bool  # its outcome is read by a condition on another line
 
 
+class _Shape(NamedTuple):
+    """What follows from the codes of a claim's lines, in order, alone."""
+
+    served: tuple[str, ...]  # the items the claim's lines serve, each once, in claim order
+    order: tuple[int, ...] | None  # the order lines are decided in, when not the claim's
+
+
 def _static(members, code: str) -> bool | None:
     """Whether `code` is among `members` whatever the date: None when that depends on the date."""
     if code not in members:
@@ -118,6 +125,22 @@ class Engine:
         # The library this policy is decided in, which answers `meets CRITERIA of POLICY`.
         self.library = None
         self._roles: dict[str, _Roles] = {}
+        self._shapes: dict[tuple[str, ...], _Shape] = {}
+
+    def _shape(self, codes: tuple[str, ...], prepared: list[_Prepared]) -> _Shape:
+        """What follows from the codes of a claim's lines alone, worked out once per list of codes."""
+        # A served line is a line of an item the relation names, in effect on its date or
+        # not: a base serving an item the policy does not (yet) cover is decided by it.
+        served = tuple(dict.fromkeys(p.code for p in prepared if p.roles.served))
+        reads = self.reads
+        order = None
+        if reads and ("*" in reads or any(code in reads for code in codes)):
+            position = {id(p): i for i, p in enumerate(prepared)}
+            order = tuple(position[id(p)] for p in _reading_order(prepared, reads))
+        shape = _Shape(served, order)
+        if len(self._shapes) < _MANY_KINDS:
+            self._shapes[codes] = shape
+        return shape
 
     def roles(self, code: str) -> _Roles:
         """The roles of a code in this policy's relations, worked out once per code."""
@@ -227,7 +250,9 @@ class Engine:
             if roles.base or (roles.base is None and in_members(self.bases, code, p.day)):
                 bases.append(p)
 
-        run = _ClaimRun(self, claim, prepared, bases)
+        codes = tuple([p.code for p in prepared])
+        shape = self._shapes.get(codes) or self._shape(codes, prepared)
+        run = _ClaimRun(self, claim, prepared, codes, bases, shape.served)
         broken_bases: list[dict] = []
         broken_served: list[dict] = []
         if len(prepared) < len(out):
@@ -237,10 +262,7 @@ class Engine:
             broken_served = [d for d in out if d is not None and d["hcpcs"] in self.served]
         for p in bases:
             out[p.index] = _depends(p, broken_served) or run.decide_base(p)
-        reads = self.reads
-        order = prepared
-        if reads and ("*" in reads or any(p.code in reads for p in prepared)):
-            order = _reading_order(prepared, reads)
+        order = prepared if shape.order is None else [prepared[i] for i in shape.order]
         dependents = self.dependents
         for p in order:
             if out[p.index] is None:
@@ -274,18 +296,18 @@ def _claim_id(raw):
 class _ClaimRun:
     """The work of deciding one claim: shared state between its lines."""
 
-    def __init__(self, engine: Engine, claim: Claim, prepared: list[_Prepared], bases: list[_Prepared]):
+    def __init__(self, engine, claim, prepared: list[_Prepared], codes: tuple, bases: list[_Prepared], served: tuple):
         self.e = engine
         self.claim = claim
         self.prepared = prepared
-        self.codes = tuple([p.code for p in prepared])
+        self.codes = codes
         self._lines: tuple | None = None
         self._history: tuple | None = None
         self.status: dict[str, list] = {}
         self.bases = bases  # the base lines, in claim order
         self._base_cache: dict[tuple, dict] = {}
         self._followed: dict[tuple, dict] = {}  # what the lines that follow a base follow
-        self._served: list[str] | None = None
+        self._served = served  # the items the claim's lines serve
         # Made only when a condition reads another policy's criteria: most claims never do.
         self._other_facts: dict[tuple, dict | None] | None = None
         self._asking: set[tuple[str, str]] | None = None
@@ -374,24 +396,17 @@ class _ClaimRun:
         return self._history
 
     def ctx(self, p: _Prepared) -> LineContext:
-        if p.ctx is None:
-            p.ctx = self.new_ctx(p)
-        p.ctx.hits = []
-        return p.ctx
+        ctx = p.ctx
+        if ctx is None:
+            ctx = p.ctx = self.new_ctx(p)
+        else:
+            ctx.hits = []
+        return ctx
 
-    def subjects(self, p: _Prepared) -> list[str]:
+    def subjects(self, p: _Prepared) -> tuple[str, ...] | list[str]:
         """The items a base (or the lines that follow it) serves on this claim."""
-        if self._served is not None and self._served:
+        if self._served:
             return self._served
-        # A served line is a line of an item the relation names, in effect on its date or
-        # not: a base serving an item the policy does not (yet) cover is decided by it.
-        served = []
-        for d in self.prepared:
-            if d.roles.served and d.code not in served:
-                served.append(d.code)
-        self._served = served
-        if served:
-            return served
         named = p.facts.get(self.e.served_fact) if self.e.served_fact else None
         return [named] if named else [UNKNOWN_SERVED]
 
