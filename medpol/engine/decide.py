@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import functools
 import math
+import operator
 from typing import Any, NamedTuple
 
 from medpol.compiler.decision import DecisionGenerator, function_name
@@ -863,10 +864,15 @@ def _combine(decisions: list[dict]) -> dict:
 
 def _dedupe(reasons: list[dict]) -> list[dict]:
     """Each rule's passage once, where it is first cited."""
+    if len(set(map(_RULE, reasons))) == len(reasons):
+        return reasons  # the common case, told without a Python loop
     first: dict[str, dict] = {}
     for r in reasons:
         first.setdefault(r["rule"], r)
-    return list(first.values()) if len(first) < len(reasons) else reasons
+    return list(first.values())
+
+
+_RULE = operator.itemgetter("rule")
 
 
 def _depends(p: _Prepared, broken: list[dict]) -> dict | None:
