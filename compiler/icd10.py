@@ -13,29 +13,32 @@ import os
 from importlib import metadata
 from pathlib import Path
 
+from medpol.dsl.cache import cache_file
 
-def _cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+
+def _cache_file() -> Path | None:
     try:
         version = metadata.version("simple-icd-10-cm")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    return Path(base) / "medpol" / f"icd10cm-{version}-codes.txt"
+    return cache_file(f"icd10cm-{version}-codes.txt")
 
 
 @functools.cache
 def _codes() -> frozenset[str]:
     path = _cache_file()
-    try:
-        return frozenset(path.read_text(encoding="ascii").split())
-    except (OSError, ValueError):
-        pass
+    if path is not None:
+        try:
+            return frozenset(path.read_text(encoding="ascii").split())
+        except (OSError, ValueError):
+            pass
     import simple_icd_10_cm as icd
 
     # Chapters ("1") and blocks ("A00-A09") organise the classification; they are not codes.
     codes = frozenset(c.replace(".", "") for c in icd.get_all_codes(True) if "-" not in c and c[:1].isalpha())
+    if path is None:
+        return codes  # no writable cache: this process keeps the set in memory
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text("\n".join(sorted(codes)) + "\n", encoding="ascii")
         tmp.replace(path)  # atomic: parallel first runs never read half a file

@@ -27,8 +27,10 @@ import functools
 
 import attrs
 from lark import Lark, Token
+from lark import __version__ as lark_version
 from lark.exceptions import LarkError
 
+from medpol.dsl.cache import cache_file
 from medpol.dsl.parser import BadIndent, _parser, _PolicyIndenter, parse
 
 INDENT = "  "
@@ -70,6 +72,8 @@ def _recording_parser() -> tuple[Lark, _Recorder]:
     # The parser's grammar and options, so the formatter lexes every text exactly as the parser does;
     # the tree is thrown away, so its nodes need no positions.
     options = {**base.options.options, "postlex": recorder, "propagate_positions": False}
+    cache = cache_file(f"format-grammar-lark-{lark_version}.cache")
+    options["cache"] = str(cache) if cache is not None else False  # its own: the options differ
     lark = Lark(base.source_grammar, **options)
     return lark, recorder
 

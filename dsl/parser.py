@@ -8,9 +8,11 @@ from copy import copy
 
 import attrs
 from lark import Lark, Token, Tree
+from lark import __version__ as lark_version
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import Indenter
 
+from medpol.dsl.cache import cache_file
 from medpol.dsl.diagnostics import Diagnostic, PolicyError
 
 
@@ -92,6 +94,10 @@ class _PolicyIndenter(Indenter):
 
 @functools.cache
 def _parser() -> Lark:
+    # Building the LALR tables takes most of a second, at the start of every command: lark
+    # keeps them in a cache file, checked against a digest of the grammar, its options and
+    # lark's version, and rebuilds them when it does not match or cannot be read.
+    cache = cache_file(f"policy-grammar-lark-{lark_version}.cache")
     return Lark.open_from_package(
         "medpol.dsl",
         "policy.lark",
@@ -99,6 +105,7 @@ def _parser() -> Lark:
         postlex=_PolicyIndenter(),
         propagate_positions=True,
         maybe_placeholders=True,
+        cache=str(cache) if cache is not None else False,
     )
 
 
