@@ -17,6 +17,8 @@ import math
 import operator
 from typing import Any, NamedTuple
 
+import msgspec
+
 from medpol.compiler.decision import DecisionGenerator, function_name
 from medpol.compiler.interpret import TraceNode, TraceStep
 from medpol.compiler.load import load_function, policy_traceback
@@ -30,20 +32,17 @@ from medpol.engine.facts import FactError, FactReader
 from medpol.engine.failed import FailedCriteria
 
 
-class _Prepared:
-    """A valid claim line with its decision day, its facts merged with the claim's, and the
-    roles of its code (Engine.roles)."""
+class _Prepared(msgspec.Struct):
+    """A valid claim line with its code, its decision day, its facts merged with the claim's,
+    and the roles of its code (Engine.roles). A Struct: one is made for every line."""
 
-    __slots__ = ("index", "line", "code", "day", "facts", "ctx", "roles")
-
-    def __init__(self, index: int, line: Line, day: datetime.date, facts: dict, roles: _Roles):
-        self.index = index
-        self.line = line
-        self.code = line.hcpcs
-        self.day = day
-        self.facts = facts
-        self.ctx: LineContext | None = None
-        self.roles = roles
+    index: int
+    line: Line
+    code: str
+    day: datetime.date
+    facts: dict
+    roles: _Roles
+    ctx: LineContext | None = None  # made when the line is first decided
 
 
 class _Roles(NamedTuple):
@@ -246,7 +245,7 @@ class Engine:
                 warnings.extend(line_warnings)
             code = line.hcpcs
             roles = roles_of.get(code) or self.roles(code)
-            p = _Prepared(index, line, as_of or line.service_date, facts, roles)
+            p = _Prepared(index, line, code, as_of or line.service_date, facts, roles)
             prepared.append(p)
             if roles.base or (roles.base is None and in_members(self.bases, code, p.day)):
                 bases.append(p)
