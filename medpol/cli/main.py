@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -139,7 +140,31 @@ def _load_library(paths: list[str], known_at: datetime.date | None):
         return load_library(paths, known_at, warn=lambda message: click.echo(message, err=True))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """medpol's commands. Those kept in modules of their own are imported when they are
+    asked for (or listed by --help), so `medpol eval` does not wait for the test runner's,
+    the formatter's or the server's imports."""
+
+    LAZY = {
+        "fhir": ("medpol.cli.serve", "fhir_group"),
+        "fmt": ("medpol.cli.fmt", "fmt_cmd"),
+        "lsp": ("medpol.cli.lsp", "lsp_cmd"),
+        "new": ("medpol.cli.test", "new_cmd"),
+        "serve": ("medpol.cli.serve", "serve_cmd"),
+        "test": ("medpol.cli.test", "test_cmd"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY:
+            module, attribute = self.LAZY[name]
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="medpol")
 def main() -> None:
     """Medical coverage policies as code: check policies, decide claims."""
@@ -807,23 +832,6 @@ def _policies_folder(policies_dir: str) -> None:
 def _without_trace(decision: dict) -> dict:
     lines = [{k: v for k, v in line.items() if k != "trace"} for line in decision.get("lines", ())]
     return {**decision, "lines": lines}
-
-
-def _register() -> None:
-    from medpol.cli.fmt import fmt_cmd
-    from medpol.cli.lsp import lsp_cmd
-    from medpol.cli.serve import fhir_group, serve_cmd
-    from medpol.cli.test import new_cmd, test_cmd
-
-    main.add_command(fmt_cmd)
-    main.add_command(lsp_cmd)
-    main.add_command(test_cmd)
-    main.add_command(new_cmd)
-    main.add_command(serve_cmd)
-    main.add_command(fhir_group)
-
-
-_register()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The `medpol test` and `medpol new` commands: run policy tests files, scaffold a new policy.
 
-Register them on the main group with `main.add_command(test_cmd)` and `main.add_command(new_cmd)`.
+The main group (medpol.cli.main) imports this module when one of them is asked for.
 Exit codes of `test`: 0 when every case passed (and coverage met --min-coverage), 1 when a
 case failed or coverage fell short, 2 for usage errors (a path or tests file that cannot be used).
 """
