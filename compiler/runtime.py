@@ -35,10 +35,11 @@ class Lookback:
 NO_LOOKBACK = Lookback()
 
 
-class LineContext(msgspec.Struct):
+class LineContext(msgspec.Struct, eq=False):
     """Everything a condition may read about one line, decided as of `day`.
 
     A Struct: the engine makes one for every line it decides, and a Struct is built in C.
+    Compared and hashed by identity, as a plain object would be.
     """
 
     facts: Any

@@ -32,7 +32,7 @@ from medpol.engine.facts import FactError, FactReader
 from medpol.engine.failed import FailedCriteria
 
 
-class _Prepared(msgspec.Struct):
+class _Prepared(msgspec.Struct, eq=False):
     """A valid claim line with its code, its decision day, its facts merged with the claim's,
     and the roles of its code (Engine.roles). A Struct: one is made for every line."""
 
@@ -296,7 +296,15 @@ def _claim_id(raw):
 class _ClaimRun:
     """The work of deciding one claim: shared state between its lines."""
 
-    def __init__(self, engine, claim, prepared: list[_Prepared], codes: tuple, bases: list[_Prepared], served: tuple):
+    def __init__(
+        self,
+        engine: Engine,
+        claim: Claim,
+        prepared: list[_Prepared],
+        codes: tuple[str, ...],
+        bases: list[_Prepared],
+        served: tuple[str, ...],
+    ):
         self.e = engine
         self.claim = claim
         self.prepared = prepared
