@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import sys
 from pathlib import Path
 
@@ -50,11 +51,17 @@ def count(fn) -> collections.Counter:
         frame.f_trace_lines = False
         return local
 
+    # The collector is paused while counting: a collection's own work is done in C and not
+    # counted, but the Python callbacks other libraries hang on it would be, whenever one ran.
+    collecting = gc.isenabled()
+    gc.disable()
     sys.settrace(start)
     try:
         fn()
     finally:
         sys.settrace(None)
+        if collecting:
+            gc.enable()
     return counts
 
 

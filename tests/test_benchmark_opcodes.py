@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,21 @@ def test_the_command_prints_the_ratio():
     assert result.returncode == 0, result.stderr
     assert "instructions a claim = " in result.stdout
     assert "reading the claim" in result.stdout
+
+
+def test_a_collection_running_meanwhile_is_not_counted():
+    # Libraries hang Python callbacks on the collector (hypothesis does): were they counted,
+    # the same work would count differently whenever a collection happened to run.
+    def on_collection(phase, info):
+        pass
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(on_collection)
+    gc.set_threshold(10)
+    try:
+        counts = count(lambda: [[] for _ in range(5000)])
+    finally:
+        gc.callbacks.remove(on_collection)
+        gc.set_threshold(*threshold)
+    assert not [key for key in counts if key[0] == "on_collection"]
+    assert gc.isenabled()
