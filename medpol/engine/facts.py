@@ -53,14 +53,19 @@ class FactReader:
         self.owned_fact = follow.owned_fact if follow is not None else None
         self.bases = frozenset(model.bases)
         self.base_noun = follow.base_noun if follow is not None else None
-        # How the common answer of each fact is recognized without a call: its kind, or for a
-        # `one of` fact the set of its values. Anything else goes through `_read`, which also
-        # words the problem.
-        self._plain: dict[str, str | frozenset[str]] = {}
+        # How the common answer of each fact is recognized without a call: for a true/false
+        # or a count, the class of its value (bool, int); for a measure or a date, its kind;
+        # for a `one of` fact, the set of its values. Anything else goes through `_read`,
+        # which also words the problem.
+        self._plain: dict[str, type | str | frozenset[str]] = {}
         for name, ftype in self.types.items():
             if ftype.kind == "enum":
                 self._plain[name] = frozenset(ftype.values)
-            elif ftype.kind in ("bool", "number", "date") or (ftype.kind == "int" and ftype.low is None):
+            elif ftype.kind == "bool":
+                self._plain[name] = bool
+            elif ftype.kind == "int" and ftype.low is None:
+                self._plain[name] = int
+            elif ftype.kind in ("number", "date"):
                 self._plain[name] = ftype.kind
 
     def has_default(self, name: str) -> bool:
@@ -72,29 +77,24 @@ class FactReader:
         plain = self._plain
         for name, value in facts.items():
             kind = plain.get(name)
-            if kind is not None:
-                cls = value.__class__
-                if kind == "bool":
-                    if cls is bool:
-                        out[name] = value
-                        continue
-                elif kind == "number":
-                    if (cls is int or cls is float) and 0 <= value < _INFINITY:
-                        out[name] = value
-                        continue
-                elif kind == "date":
-                    # "none" (no such event) and malformed dates take the long way.
-                    date = read_date(value) if cls is str else None
-                    if date is not None:
-                        out[name] = date
-                        continue
-                elif kind == "int":
-                    if cls is int and value >= 0:
-                        out[name] = value
-                        continue
-                elif cls is str and value in kind:
+            cls = value.__class__
+            if kind is cls:
+                if cls is bool or value >= 0:  # a true/false, or a count that is not negative
                     out[name] = value
                     continue
+            elif kind == "date":
+                # "none" (no such event) and malformed dates take the long way.
+                date = read_date(value) if cls is str else None
+                if date is not None:
+                    out[name] = date
+                    continue
+            elif kind == "number":
+                if (cls is int or cls is float) and 0 <= value < _INFINITY:
+                    out[name] = value
+                    continue
+            elif cls is str and kind is not None and value in kind:
+                out[name] = value
+                continue
             self._read(name, value, "facts", out, warnings)
         return out, warnings
 
