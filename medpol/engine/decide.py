@@ -112,6 +112,9 @@ class Engine:
         # The compiled decision of each kind of line met so far (compiler.decision), made
         # when a line of that kind is first decided.
         self._decisions: dict[Kind, Any] = {}
+        # By code, the compiled decision of a line that is governed, and a dependent or not,
+        # whatever its date: what most lines need, found with one look-up (never when tracing).
+        self._line_decisions: dict[str, Any] = {}
         self._generator: DecisionGenerator | None = None
         self.amounts = {
             rule.id: predicates[("amount", rule.id)]
@@ -439,6 +442,13 @@ class _ClaimRun:
     def decide_line(self, p: _Prepared) -> dict:
         e = self.e
         code, roles = p.code, p.roles
+        decide = e._line_decisions.get(code)
+        if decide is not None:
+            # A code decided by rules whatever the date, its compiled decision already made.
+            decision = self._decide_as(p, decide)
+            if roles.kept:
+                self.status.setdefault(code, []).append(_status(decision))
+            return _finish(p, decision)
         governed = roles.governed
         if governed is None:
             governed = in_members(e.governed, code, p.day)
@@ -449,16 +459,21 @@ class _ClaimRun:
             dependent = in_members(e.dependents, code, p.day)
         decide = e._decisions.get((code, code, False, dependent, False)) if e.tracer is None else None
         if decide is not None:
-            # The common way, as `walk` would go, with its kind's compiled decision at hand.
-            ctx = self.ctx(p)
-            ctx.served = code
-            ctx.owned = False
-            decision = decide(self, p, ctx, p.day)
+            if roles.governed is not None and roles.dependent is not None and len(e._line_decisions) < _MANY_KINDS:
+                e._line_decisions[code] = decide
+            decision = self._decide_as(p, decide)
         else:
             decision = self.walk(p, subject=code, base=False, dependent=dependent)
         if roles.kept:
             self.status.setdefault(code, []).append(_status(decision))
         return _finish(p, decision)
+
+    def _decide_as(self, p: _Prepared, decide) -> dict:
+        """A line decided by its kind's compiled decision, as `walk` would with it at hand."""
+        ctx = self.ctx(p)
+        ctx.served = p.code
+        ctx.owned = False
+        return decide(self, p, ctx, p.day)
 
     def the_base(self, p: _Prepared) -> dict:
         """The decision of the base this line follows, for the item on this line."""
@@ -490,6 +505,10 @@ class _ClaimRun:
     def _bases_for(self, p: _Prepared, bases: list[_Prepared], is_served: bool) -> dict:
         # The base is asked as of this line's own date of service: a drug served before
         # a rule took effect is not covered by it because its pump was served later.
+        if is_served and len(bases) == 1:
+            q = bases[0]  # the common claim: one base, serving this line's item
+            decision = self.base_for(q, p.code, day=None if p.day == q.day else p.day)
+            return {**decision, "base": {"seq": q.line.seq, "hcpcs": q.code}}
         if is_served:
             found = [(q, self.base_for(q, p.code, day=_unless(p.day, q.day))) for q in bases]
         else:
@@ -901,19 +920,27 @@ _LINE_KEYS = (
     "denied_reasons",
     "trace",
 )
-# The fields a decision has, as its keys come, to those a line's decision shows, in order:
-# a batch meets the same few shapes of decision over and over.
-_SHOWN: dict[tuple, tuple] = {}
+# The fields a decision has, as its keys come, to those a line's decision shows, in order
+# (None when they are all of them, outcome first and in that order already): a batch meets
+# the same few shapes of decision over and over.
+_SHOWN: dict[tuple, tuple | None] = {}
+_UNSEEN: Any = object()
 
 
 def _finish(p: _Prepared, decision: dict) -> dict:
-    out = {"seq": p.line.seq, "hcpcs": p.code, "outcome": decision["outcome"]}
+    out = {"seq": p.line.seq, "hcpcs": p.code}
     has = tuple(decision)
-    shown = _SHOWN.get(has)
-    if shown is None:
+    shown = _SHOWN.get(has, _UNSEEN)
+    if shown is _UNSEEN:
         shown = tuple(key for key in _LINE_KEYS if key in decision)
+        if has == ("outcome", *shown):
+            shown = None
         if len(_SHOWN) < _MANY_KINDS:
             _SHOWN[has] = shown
+    if shown is None:
+        out.update(decision)  # one call in C, where copying field by field is a Python loop
+        return out
+    out["outcome"] = decision["outcome"]
     for key in shown:
         out[key] = decision[key]
     return out
