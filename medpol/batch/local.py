@@ -16,6 +16,7 @@ import csv
 import gc
 import io
 import multiprocessing
+import operator
 import os
 import shutil
 import sys
@@ -319,6 +320,7 @@ def decide_items(
     decode = decode_claim if typed else None
     counts: collections.Counter = collections.Counter()
     decisions = []
+    outcomes: list[str] = []  # of every line, counted in one call at the end
     for offset, item in enumerate(items):
         if isinstance(item, bytes | str):
             if not item.strip():
@@ -330,25 +332,28 @@ def decide_items(
                 # A library's decision names no policy: its lines would each name their own.
                 under = (policy_id, revision) if policy_id is not None else None
                 decisions.append(error_decision(None, f"{name}:{first + offset}: not valid JSON: {err}", under=under))
-                counts["claims"] += 1
                 counts["error"] += 1
                 continue
         decision = decide(item, as_of)
         decisions.append(decision)
-        counts["claims"] += 1
-        if decision.get("outcome") == "error":
+        if "outcome" in decision and decision["outcome"] == "error":
             counts["error"] += 1
-        for warning in decision.get("warnings", ()):
-            counts["warnings"] += 1
-            # Each distinct warning is told once at the end; a batch with many distinct
-            # ones (a field misspelt differently on each claim) keeps the first dozen.
-            key = ("warning", warning)
-            if key in counts or sum(1 for k in counts if isinstance(k, tuple)) < 12:
-                counts[key] += 1
-        for line in decision["lines"]:
-            counts["lines"] += 1
-            counts[line["outcome"]] += 1
+        if "warnings" in decision:
+            for warning in decision["warnings"]:
+                counts["warnings"] += 1
+                # Each distinct warning is told once at the end; a batch with many distinct
+                # ones (a field misspelt differently on each claim) keeps the first dozen.
+                key = ("warning", warning)
+                if key in counts or sum(1 for k in counts if isinstance(k, tuple)) < 12:
+                    counts[key] += 1
+        outcomes.extend(map(_OUTCOME, decision["lines"]))
+    counts["claims"] += len(decisions)
+    counts["lines"] += len(outcomes)
+    counts.update(outcomes)
     return decisions, counts
+
+
+_OUTCOME = operator.itemgetter("outcome")
 
 
 def _init_worker(policy, as_of, fmt, name, typed) -> None:
