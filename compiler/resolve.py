@@ -56,13 +56,32 @@ class DiagnosisSet:
     """ICD-10-CM codes by prefix (a code covers every code below it) or prefix range."""
 
     ranges: tuple[tuple[str, str, ir.Window | None], ...]
+    # By code met: True when a range without a window holds it, else the windows of the
+    # ranges that hold it. A batch meets the same few hundred diagnoses over and over.
+    _found: dict[str, bool | tuple[ir.Window, ...]] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     def contains(self, code: str, day: datetime.date) -> bool:
+        found = self._found.get(code)
+        if found is None:
+            found = self._windows(code)
+            if len(self._found) >= _FOUND_LIMIT:
+                self._found.clear()
+            self._found[code] = found
+        if found is True:
+            return True
+        return any(window.contains(day) for window in found)
+
+    def _windows(self, code: str) -> bool | tuple[ir.Window, ...]:
+        windows = []
         for lo, hi, window in self.ranges:
-            head = code[: len(lo)]
-            if lo <= head <= hi and (window is None or window.contains(day)):
-                return True
-        return False
+            if lo <= code[: len(lo)] <= hi:
+                if window is None:
+                    return True
+                windows.append(window)
+        return tuple(windows)
+
+
+_FOUND_LIMIT = 100_000
 
 
 @attrs.define
