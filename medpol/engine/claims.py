@@ -12,7 +12,18 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Claim", "ClaimError", "HistoryLine", "Line", "LineError", "read_claim", "read_date"]
+__all__ = [
+    "Claim",
+    "ClaimError",
+    "HistoryLine",
+    "Line",
+    "LineError",
+    "diagnosis",
+    "known_procedure_code",
+    "procedure_code",
+    "read_claim",
+    "read_date",
+]
 
 LINES_OF_BUSINESS = frozenset({"commercial", "medicare", "medicaid"})
 
@@ -262,7 +273,7 @@ def _read_line(raw: dict, i: int, seq: int) -> Line | LineError:
     hcpcs = raw.get("hcpcs")
     hcpcs = _CODES.get(hcpcs) if hcpcs.__class__ is str else None
     if hcpcs is None:
-        hcpcs = _code(raw.get("hcpcs"))
+        hcpcs = procedure_code(raw.get("hcpcs"))
     if hcpcs is None:
         problem = _code_problem(raw.get("hcpcs", _ABSENT))
         return LineError(seq, None, f"lines[{i}].hcpcs", problem)
@@ -316,7 +327,7 @@ def _read_history(raw: object, i: int, ignored: list[str], fail: _Fail) -> Histo
         raise fail(f"history[{i}]", _expected("an object", raw))
     if not _HISTORY_KEYS.issuperset(raw):
         _collect_unknown(raw, _HISTORY_KEYS, f"history[{i}].", ignored)
-    hcpcs = _code(raw.get("hcpcs"))
+    hcpcs = procedure_code(raw.get("hcpcs"))
     if hcpcs is None:
         raise fail(f"history[{i}].hcpcs", _code_problem(raw.get("hcpcs", _ABSENT)))
     service_date = read_date(raw.get("service_date"))
@@ -347,7 +358,7 @@ def _required(obj: dict, key: str, field: str, fail: _Fail) -> Any:
     return value
 
 
-def _code(value: object) -> str | None:
+def procedure_code(value: object) -> str | None:
     """The uppercased procedure code, or None if `value` is not one (see _code_problem)."""
     # isascii because str.isalnum() also accepts letters and digits of other scripts;
     # isalnum() is false for "" too.
@@ -375,6 +386,9 @@ _DATES: dict[str, datetime.date] = {}
 _CODES: dict[str, str] = {}
 _DIAGNOSES: dict[str, str] = {}
 _CACHE_LIMIT = 100_000
+# A code already met as the contract spells it, or None (then ask procedure_code): one
+# look-up for a reader of many claims. The cache is cleared, never replaced, so it stays valid.
+known_procedure_code = _CODES.get
 
 
 def read_date(value: object) -> datetime.date | None:

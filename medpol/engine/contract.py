@@ -15,11 +15,12 @@ whichever reads the claim.
 from __future__ import annotations
 
 import datetime
+import operator
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from medpol.engine.claims import Claim, HistoryLine, Line, diagnosis
+from medpol.engine.claims import Claim, HistoryLine, Line, diagnosis, known_procedure_code, procedure_code
 
 __all__ = ["ClaimIn", "claim_schema", "decode_claim"]
 
@@ -92,6 +93,8 @@ class ClaimIn(msgspec.Struct, **_STRUCT):
 
 
 _DECODER = msgspec.json.Decoder(ClaimIn)
+_SEQ = operator.attrgetter("seq")
+_UNSET = msgspec.UNSET
 
 
 def decode_claim(raw: bytes) -> Claim | None:
@@ -112,31 +115,33 @@ def decode_claim(raw: bytes) -> Claim | None:
             return None
         diagnoses.append(norm)
     birth_date = member.birth_date
+    given = c.lines
+    if len(set(map(_SEQ, given))) < len(given):
+        return None  # a seq given twice: the detailed reader says which
     lines = []
-    seen: set[int] = set()
-    for line in c.lines:
-        seq, hcpcs, units = line.seq, line.hcpcs, line.units
-        if seq in seen or not (hcpcs.isascii() and hcpcs.isalnum()) or line.service_date < birth_date or units < 0:
+    for line in given:
+        hcpcs = known_procedure_code(line.hcpcs) or procedure_code(line.hcpcs)
+        units = line.units
+        if hcpcs is None or line.service_date < birth_date or units < 0:
             return None
-        seen.add(seq)
         place = line.place_of_service
         lines.append(
             Line(
-                seq,
-                hcpcs.upper(),
+                line.seq,
+                hcpcs,
                 tuple(line.modifiers),
                 line.service_date,
                 units,
-                None if place is msgspec.UNSET else place,
+                None if place is _UNSET else place,
                 line.facts,
             )
         )
     history = []
     for past in c.history:
-        hcpcs = past.hcpcs
-        if not (hcpcs.isascii() and hcpcs.isalnum()) or past.units < 0:
+        hcpcs = procedure_code(past.hcpcs)
+        if hcpcs is None or past.units < 0:
             return None
-        history.append(HistoryLine(hcpcs.upper(), past.service_date, past.units))
+        history.append(HistoryLine(hcpcs, past.service_date, past.units))
     return Claim(
         id=c.id,
         member_id=member.id,
