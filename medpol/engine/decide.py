@@ -24,25 +24,12 @@ from medpol.compiler.interpret import TraceNode, TraceStep
 from medpol.compiler.load import load_function, policy_traceback
 from medpol.compiler.plan import UNKNOWN_SERVED, Kind, Planner, decision_of, in_effect, rule_key
 from medpol.compiler.resolve import Model, in_members, resolve_targets
-from medpol.compiler.runtime import NOTHING, LineContext, period_start, shift
+from medpol.compiler.runtime import NO_LOOKBACK, NOTHING, LineContext, period_start, shift
 from medpol.dsl import ir
 from medpol.engine.claims import Claim, ClaimError, Line, LineError, read_claim
 from medpol.engine.errors import depends_error, error_decision, line_error
 from medpol.engine.facts import FactError, FactReader
 from medpol.engine.failed import FailedCriteria
-
-
-class _Prepared(msgspec.Struct, eq=False):
-    """A valid claim line with its code, its decision day, its facts merged with the claim's,
-    and the roles of its code (Engine.roles). A Struct: one is made for every line."""
-
-    index: int
-    line: Line
-    code: str
-    day: datetime.date
-    facts: dict
-    roles: _Roles
-    ctx: LineContext | None = None  # made when the line is first decided
 
 
 class _Roles(NamedTuple):
@@ -61,6 +48,17 @@ class _Shape(NamedTuple):
 
     served: tuple[str, ...]  # the items the claim's lines serve, each once, in claim order
     order: tuple[int, ...] | None  # the order lines are decided in, when not the claim's
+
+
+class _Prepared(LineContext, kw_only=True, eq=False):
+    """A valid claim line, ready to decide: the context its conditions read (its facts merged
+    with the claim's, its decision day), with its place in the claim, its line as read, its
+    code and the roles of its code (Engine.roles). One Struct a line, built in C."""
+
+    index: int
+    line: Line
+    code: str
+    roles: _Roles
 
 
 def _static(members, code: str) -> bool | None:
@@ -229,6 +227,14 @@ class Engine:
         out: list[dict | None] = [None] * len(claim.lines)
         prepared: list[_Prepared] = []
         bases: list[_Prepared] = []  # the base lines, decided first
+        run = _ClaimRun(self, claim, prepared, bases)
+        status = run.status
+        dx, birth_date, lob, licensed = (
+            claim.diagnoses,
+            claim.birth_date,
+            claim.line_of_business,
+            claim.supplier_licensed_in_state,
+        )
         roles_of = self._roles
         for index, line in enumerate(claim.lines):
             if line.__class__ is LineError:
@@ -248,14 +254,35 @@ class Engine:
                 warnings.extend(line_warnings)
             code = line.hcpcs
             roles = roles_of.get(code) or self.roles(code)
-            p = _Prepared(index, line, code, as_of or line.service_date, facts, roles)
+            p = _Prepared(
+                facts,
+                as_of or line.service_date,
+                dx,
+                (),  # the claim's codes, known once every line is read
+                line.modifiers,
+                line.units,
+                birth_date,
+                lob,
+                licensed,
+                line.place_of_service,
+                status,
+                line.seq,
+                run,
+                index=index,
+                line=line,
+                code=code,
+                roles=roles,
+            )
             prepared.append(p)
             if roles.base or (roles.base is None and in_members(self.bases, code, p.day)):
                 bases.append(p)
 
         codes = tuple([p.code for p in prepared])
+        for p in prepared:
+            p.codes = codes
         shape = self._shapes.get(codes) or self._shape(codes, prepared)
-        run = _ClaimRun(self, claim, prepared, codes, bases, shape.served)
+        run.codes = codes
+        run._served = shape.served
         broken_bases: list[dict] = []
         broken_served: list[dict] = []
         if len(prepared) < len(out):
@@ -278,10 +305,11 @@ class Engine:
                         out[p.index] = broken
                         continue
                 out[p.index] = run.decide_line(p)
-        # A line's context refers back to the run (for look-backs): let go of it, so the
-        # claim's objects are freed as soon as it is decided, not by the cyclic collector.
+        # A line refers back to the run (for look-backs), which holds the lines: let go of
+        # it, so the claim's objects are freed as soon as it is decided, not by the cyclic
+        # collector.
         for p in prepared:
-            p.ctx = None
+            p.lookback = NO_LOOKBACK
         decision = {"claim": claim.id, "policy": self.policy_id, "revision": self.revision, "lines": out}
         if claim.ignored_fields:
             warnings = [f"`{f}` is not a field of a claim and was ignored" for f in claim.ignored_fields] + warnings
@@ -299,50 +327,27 @@ def _claim_id(raw):
 class _ClaimRun:
     """The work of deciding one claim: shared state between its lines."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        claim: Claim,
-        prepared: list[_Prepared],
-        codes: tuple[str, ...],
-        bases: list[_Prepared],
-        served: tuple[str, ...],
-    ):
+    def __init__(self, engine: Engine, claim: Claim, prepared: list[_Prepared], bases: list[_Prepared]):
         self.e = engine
         self.claim = claim
-        self.prepared = prepared
-        self.codes = codes
+        self.prepared = prepared  # filled as the lines are read
+        self.codes: tuple[str, ...] = ()  # the codes of the lines, once read
         self._lines: tuple | None = None
         self._history: tuple | None = None
         self.status: dict[str, list] = {}
         self.bases = bases  # the base lines, in claim order
         self._base_cache: dict[tuple, dict] = {}
         self._followed: dict[tuple, dict] = {}  # what the lines that follow a base follow
-        self._served = served  # the items the claim's lines serve
+        self._served: tuple[str, ...] = ()  # the items the claim's lines serve, once read
         # Made only when a condition reads another policy's criteria: most claims never do.
         self._other_facts: dict[tuple, dict | None] | None = None
         self._asking: set[tuple[str, str]] | None = None
 
     # ------------------------------------------------------------ contexts
 
-    def new_ctx(self, p: _Prepared, day=None) -> LineContext:
-        c = self.claim
-        line = p.line
-        return LineContext(
-            p.facts,
-            day or p.day,
-            c.diagnoses,
-            self.codes,
-            line.modifiers,
-            line.units,
-            c.birth_date,
-            c.line_of_business,
-            c.supplier_licensed_in_state,
-            line.place_of_service,
-            self.status,
-            line.seq,
-            self,
-        )
+    def other_day(self, p: _Prepared, day: datetime.date) -> _Prepared:
+        """The line's context as of another day, its own: the line keeps its own context."""
+        return msgspec.structs.replace(p, day=day, hits=[], served=None, owned=False)
 
     def criteria_of(self, policy: str, name: str, ctx: LineContext):
         """Another policy's named criteria for this line: its facts read as that policy
@@ -406,14 +411,6 @@ class _ClaimRun:
             self._history = tuple((h.hcpcs, h.service_date, h.units) for h in self.claim.history)
         return self._history
 
-    def ctx(self, p: _Prepared) -> LineContext:
-        ctx = p.ctx
-        if ctx is None:
-            ctx = p.ctx = self.new_ctx(p)
-        else:
-            ctx.hits = []
-        return ctx
-
     def subjects(self, p: _Prepared) -> tuple[str, ...] | list[str]:
         """The items a base (or the lines that follow it) serves on this claim."""
         if self._served:
@@ -470,10 +467,10 @@ class _ClaimRun:
 
     def _decide_as(self, p: _Prepared, decide) -> dict:
         """A line decided by its kind's compiled decision, as `walk` would with it at hand."""
-        ctx = self.ctx(p)
-        ctx.served = p.code
-        ctx.owned = False
-        return decide(self, p, ctx, p.day)
+        p.hits = []
+        p.served = p.code
+        p.owned = False
+        return decide(self, p, p, p.day)
 
     def the_base(self, p: _Prepared) -> dict:
         """The decision of the base this line follows, for the item on this line."""
@@ -528,7 +525,11 @@ class _ClaimRun:
         e = self.e
         # The member's own base is decided in a context of its own, so the line that
         # follows it keeps its own.
-        ctx = self.ctx(p) if virtual is None and day is None else self.new_ctx(p, day)
+        if virtual is None and day is None:
+            ctx = p
+            ctx.hits = []
+        else:
+            ctx = self.other_day(p, day or p.day)
         ctx.served = None if subject == UNKNOWN_SERVED else subject
         ctx.owned = virtual is not None
         day = day or p.day
