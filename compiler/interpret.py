@@ -6,6 +6,8 @@ the explanation tree for `--explain`; the compiled predicates are the fast path.
 
 from __future__ import annotations
 
+import datetime
+
 import attrs
 import msgspec
 
@@ -88,9 +90,10 @@ class Interpreter:
         # it, so that a denial can name every criterion that failed. Its trace is read by
         # the engine, not shown, so its nodes carry no text.
         self.exhaustive = exhaustive
+        self._owned_name = model.owned_name  # worked out by the model on every ask
 
     def _fact(self, ctx: runtime.LineContext, name: str):
-        if name == self.model.owned_name:
+        if name == self._owned_name:
             return ctx.owned
         return _fact(ctx, name)
 
@@ -290,7 +293,7 @@ class Interpreter:
         if node is not None:
             if value is runtime.NO_EVENT or value is runtime.NOTHING:
                 value = "none"
-            node.used.append((name, value.isoformat() if hasattr(value, "isoformat") else value))
+            node.used.append((name, value.isoformat() if isinstance(value, datetime.date) else value))
 
 
 # Unbound, so that an interpreter holds no references to itself.

@@ -19,6 +19,11 @@ from medpol.dsl import ir
 
 
 def _json(value):
+    cls = value.__class__
+    if cls is str or cls is bool or cls is int or cls is float or value is None:
+        return value  # what nearly every fact is, told before the general tests
+    if cls is list and all(v.__class__ is str for v in value):
+        return value  # codes: the interpreter's own copy, which nothing else holds
     if value is NO_EVENT:
         return "none"
     if isinstance(value, datetime.date):
