@@ -674,12 +674,13 @@ class _ClaimRun:
         `failed` names the failed criteria of a denial; it is asked only once the denial
         stands, since naming them costs an evaluation of their own.
         """
-        if decided is not None and (
-            not unknown
-            or all(
-                key == _key(decided) or (decided["outcome"] == "denied" and key[0] == "denied") for key, _ in unknown
-            )
-        ):
+        settled = decided is not None
+        if settled and unknown:
+            mine = _key(decided)
+            denied = mine[0] == "denied"
+            # A rule that could not be evaluated would decide the same (a denial, whatever its category).
+            settled = all(key == mine or (denied and key[0] == "denied") for key, _ in unknown)
+        if settled:
             if failed is not None and decided["outcome"] == "denied":
                 decided["failed"] = failed()
             if trace is not None:
