@@ -9,6 +9,7 @@ whose absence leaves it unknown.
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Any
 
 import msgspec
@@ -127,6 +128,9 @@ def months_before(day: datetime.date, months: int) -> datetime.date:
     raise ValueError(day)
 
 
+# Cached: conditions over periods ask it of the same few hundred dates of service and
+# documentation dates over and over.
+@functools.lru_cache(maxsize=4096)
 def shift(day: datetime.date, amount: float, unit: str) -> datetime.date:
     """`day` moved by `amount` days, weeks, months or years (months clamp to the month's end)."""
     if unit in ("month", "months"):
