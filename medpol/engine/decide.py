@@ -553,11 +553,11 @@ class _ClaimRun:
                     not_yet.append((rule, windows))
                 continue
             if kind == "follow":
-                decided = self._follow(p, rule, own_covers, trace)
+                decided = self.follow_base(p, rule, own_covers, trace)
                 if decided["outcome"] == "pending":
                     unknown.append((("pending-base",), frozenset(decided["missing"])))
                     continue
-                return self._settle(decided, unknown, trace)
+                return self.settle(decided, unknown, trace=trace)
             if kind == "otherwise":
                 trace.append(TraceStep(rule.id, True))
                 decided = {
@@ -565,11 +565,11 @@ class _ClaimRun:
                     "category": rule.category,
                     "reasons": [e.reasons[rule.id]] + [e.reasons[r] for r in tried_covers],
                 }
-                return self._settle(
+                return self.settle(
                     decided,
                     unknown,
-                    trace,
                     lambda: e.failed.of_windows(not_yet) + e.failed.of_covers(tried_covers, ctx),
+                    trace,
                 )
             if kind == "unknown-served":
                 # The rule decides the base by the item it serves, and the claim does not say which.
@@ -595,7 +595,7 @@ class _ClaimRun:
                     decided = self._outcome(rule, list(ctx.hits))
                     if rule.limit.excess:
                         decided.update(allowed_units=0, denied_units=p.line.units)
-                    return self._settle(decided, unknown, trace, lambda rule=rule: e.failed.of_holding(rule, ctx))
+                    return self.settle(decided, unknown, lambda rule=rule: e.failed.of_holding(rule, ctx), trace)
                 if value is not False:
                     unknown.append((rule_key(rule), value))
                 continue
@@ -616,9 +616,9 @@ class _ClaimRun:
             decided = self._outcome(rule, list(ctx.hits))
             if partial is not None and decided["outcome"] == "covered":
                 decided.update(self.paid_in_part(p, *partial))
-            return self._settle(decided, unknown, trace, lambda rule=rule: e.failed.of_holding(rule, ctx))
+            return self.settle(decided, unknown, lambda rule=rule: e.failed.of_holding(rule, ctx), trace)
         if unknown:
-            return self._settle(None, unknown, trace)
+            return self.settle(None, unknown, trace=trace)
         return {"outcome": "not_applicable", "trace": trace}
 
     def _value(self, rule: ir.Rule, p: _Prepared, ctx: LineContext, trace, counted: str | None = None):
@@ -627,20 +627,14 @@ class _ClaimRun:
         trace.append(TraceStep(rule.id, value, node, counted))
         return value
 
-    # What compiled decisions call (compiler.decision): the work shared by every kind of line.
-
-    def follow_base(self, p: _Prepared, rule: ir.Rule, own_covers) -> dict:
-        return self._follow(p, rule, own_covers, None)
-
-    def settle(self, decided: dict | None, unknown, failed=None) -> dict:
-        """The decision of a rule that holds (None when none did), settled against the rules
-        before it that could not be evaluated; `failed` names a denial's failed criteria."""
-        return self._settle(decided, unknown, None, failed)
+    # What compiled decisions (compiler.decision) and `walk` call: the work shared by every kind of line.
 
     def allowance(self, rule: ir.Rule, p: _Prepared, ctx: LineContext):
         return self._allowance(rule, p, ctx)[0]
 
-    def _follow(self, p: _Prepared, rule: ir.Rule, own_covers, trace) -> dict:
+    def follow_base(self, p: _Prepared, rule: ir.Rule, own_covers, trace: list | None = None) -> dict:
+        """The decision of a line that follows its base (`rule`), with the dependent's own
+        coverage rules that held; `trace`, when explaining, gets the step."""
         e = self.e
         base = self.the_base(p)
         if trace is not None:
@@ -668,11 +662,13 @@ class _ClaimRun:
     def _outcome(self, rule: ir.Rule, hits: list[str]) -> dict:
         return decision_of(rule, [self.e.reasons[rule.id]] + [self.e.reasons[h] for h in hits])
 
-    def _settle(self, decided: dict | None, unknown, trace, failed=None) -> dict:
-        """Decide, unless an earlier rule that could not be evaluated might decide otherwise.
+    def settle(self, decided: dict | None, unknown, failed=None, trace: list | None = None) -> dict:
+        """The decision of a rule that holds (None when none did), unless an earlier rule that
+        could not be evaluated might decide otherwise: then the line is pending.
 
         `failed` names the failed criteria of a denial; it is asked only once the denial
-        stands, since naming them costs an evaluation of their own.
+        stands, since naming them costs an evaluation of their own. `trace`, when explaining,
+        is kept in the decision.
         """
         settled = decided is not None
         if settled and unknown:
