@@ -327,6 +327,23 @@ def _claim_id(raw):
 class _ClaimRun:
     """The work of deciding one claim: shared state between its lines."""
 
+    # One is made for every claim: slots make it without an attribute dict.
+    __slots__ = (
+        "e",
+        "claim",
+        "prepared",
+        "codes",
+        "_lines",
+        "_history",
+        "status",
+        "bases",
+        "_base_cache",
+        "_followed",
+        "_served",
+        "_other_facts",
+        "_asking",
+    )
+
     def __init__(self, engine: Engine, claim: Claim, prepared: list[_Prepared], bases: list[_Prepared]):
         self.e = engine
         self.claim = claim
