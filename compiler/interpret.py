@@ -32,6 +32,7 @@ ABSENT = _Absent()
 # true one of an `any of`.
 _SETTLES = {ir.AllOf: False, ir.AnyOf: True}
 _NEVER = object()  # an `at least N of` is settled only by all its items
+_GROUP_WORDS = {ir.AllOf: "all of", ir.AnyOf: "any of"}  # and `at least N of`
 
 
 class _Cases(dict):
@@ -131,9 +132,11 @@ class Interpreter:
         if node is not None:
             node.clause = clause_id
             node.window = cond.window
-            node.text = f"item {cond.label}" + (f" ({window_words(cond.window)})" if not cond.window.always else "")
+            if not self.exhaustive:
+                window = f" ({window_words(cond.window)})" if not cond.window.always else ""
+                node.text = f"item {cond.label}{window}"
         if not cond.window.contains(ctx.day):
-            if node is not None:
+            if node is not None and not self.exhaustive:
                 node.note = f"not in effect on {ctx.day.isoformat()}"
             return ABSENT
         value = self._group(cond.condition, ctx, owner, node)
@@ -217,10 +220,9 @@ class Interpreter:
         return runtime.within(subject, cond.amount, cond.unit, cond.direction, anchor)
 
     def _group(self, cond, ctx, owner, node):
-        if node is not None and not node.clause and len(cond.items) > 1:
-            node.text = {ir.AllOf: "all of", ir.AnyOf: "any of"}.get(
-                type(cond), f"at least {getattr(cond, 'count', '')} of"
-            )
+        if node is not None and not self.exhaustive and not node.clause and len(cond.items) > 1:
+            words = _GROUP_WORDS.get(type(cond))
+            node.text = words if words is not None else f"at least {cond.count} of"
         mark = len(ctx.hits)
         values = []
         trace = node.children if node is not None else None
