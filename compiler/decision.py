@@ -75,6 +75,7 @@ class DecisionGenerator:
         self.where = repr(policy.path.rsplit("/", 1)[-1])[1:-1].replace("#", "")
         self.reasons = reasons
         self.predicates = predicates
+        self._records: dict[str, bool] = {}  # by rule id: records_hits
         self.data: dict[str, object] = {}
         self._keys: dict[tuple, str] = {}
         self.taken = set(_LOCALS)
@@ -98,6 +99,25 @@ class DecisionGenerator:
 
     def reason(self, rule_id: str) -> str:
         return self.datum("REASON", rule_id, self.reasons[rule_id], rule_id)
+
+    def records_hits(self, rule: ir.Rule) -> bool:
+        """Whether the rule's condition holds numbered items (in it or in the criteria it
+        meets), which its predicate records as it goes, for the decision's reasons. A rule
+        with none needs no list of them."""
+        found = self._records.get(rule.id)
+        if found is None:
+            criteria = {c.name: c.condition for c in self.policy.criteria}
+            todo, seen, found = [*rule.requires, rule.condition], set(), False
+            while todo and not found:
+                for node in ir.walk(todo.pop()):
+                    if isinstance(node, ir.Clause):
+                        found = True
+                        break
+                    if isinstance(node, ir.Truth) and node.name in criteria and node.name not in seen:
+                        seen.add(node.name)
+                        todo.append(criteria[node.name])
+            self._records[rule.id] = found
+        return found
 
     def predicate(self, rule: ir.Rule) -> str:
         """The rule's predicate, by the name it has in the predicates module (`rule_J_blinatumomab`)."""
@@ -221,13 +241,15 @@ class DecisionGenerator:
             return out
         if step.kind == "limit":
             return self._limit(step, keeps_partial)
-        out.append((0, "ctx.hits = hits = []"))
+        hits = self.records_hits(rule)
+        if hits:
+            out.append((0, "ctx.hits = hits = []"))
         out.append((0, f"value = {self.predicate(rule)}(ctx)"))
         if step.kind == "cover" and kind.dependent:
             # A dependent is covered with its base, not on its own: what held goes to its reasons.
             if keeps_own:
                 out.append((0, "if value is True:"))
-                out.append((1, f"own_covers.append(({rule.id!r}, hits))"))
+                out.append((1, f"own_covers.append(({rule.id!r}, {'hits' if hits else '()'}))"))
             if keeps_tried:
                 out.append((0, "elif value is False:" if keeps_own else "if value is False:"))
                 out.append((1, f"tried.append({rule.id!r})"))
@@ -248,12 +270,15 @@ class DecisionGenerator:
         reason = self.reason(rule.id)
         self.data["REASONS"] = self.reasons
         decided = decided_by(rule)
-        out = [
-            (0, f"reasons = [{reason}]"),
-            (0, "if hits:"),
-            (1, "reasons += [REASONS[h] for h in hits]"),
-            (0, f"decided = {{{_fields(decided)}, 'reasons': reasons}}"),
-        ]
+        if self.records_hits(rule):
+            out = [
+                (0, f"reasons = [{reason}]"),
+                (0, "if hits:"),
+                (1, "reasons += [REASONS[h] for h in hits]"),
+                (0, f"decided = {{{_fields(decided)}, 'reasons': reasons}}"),
+            ]
+        else:
+            out = [(0, f"decided = {{{_fields(decided)}, 'reasons': [{reason}]}}")]
         if excess_all:
             out.append((0, "decided.update(allowed_units=0, denied_units=p.line.units)"))
         if decided["outcome"] == "covered" and partial:
@@ -287,7 +312,7 @@ class DecisionGenerator:
             (0, "if isinstance(allowed, frozenset):"),
             (1, f"unknown.append(({self.key(rule)}, allowed))"),
             (0, "elif allowed is not None:"),
-            (1, "ctx.hits = hits = []"),
+            *([(1, "ctx.hits = hits = []")] if self.records_hits(rule) else []),
             (1, f"value = {self.predicate(rule)}(ctx)"),
         ]
         if rule.limit.excess:
