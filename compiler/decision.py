@@ -175,9 +175,12 @@ class DecisionGenerator:
         w(0, f"def {function_name(kind)}(run, p, ctx, day):")
         w(1, f"# {_words(describe(kind, self.policy.title or self.policy.id))}: {len(steps)} rules in precedence order")
         w(1, "unknown = []  # (rule key, facts lacking) of the rules that could not be evaluated")
+        # Coverage rules not in effect on the line's date are named too, when any has a window.
+        keeps_not_yet = keeps_tried and any(s.kind == "cover" and s.windows is not None for s in steps)
         if keeps_tried:
-            w(1, "tried = []  # the coverage rules that failed, and those not yet in effect")
-            w(1, "not_yet = []")
+            w(1, "tried = []  # the coverage rules that failed")
+        if keeps_not_yet:
+            w(1, "not_yet = []  # the coverage rules not in effect on the day")
         if keeps_own:
             w(1, "own_covers = []  # a dependent's own coverage rules that held, for its reasons")
         if keeps_partial:
@@ -193,7 +196,7 @@ class DecisionGenerator:
             if step.windows is not None:
                 w(1, f"if {self.window_test(step.windows)}:", line)
                 indent = 2
-            body = self._step(kind, step, keeps_tried, keeps_own, keeps_partial)
+            body = self._step(kind, step, keeps_tried, keeps_own, keeps_partial, keeps_not_yet)
             for depth, text in body:
                 w(indent + depth, text, line if text and not text.startswith("#") else None)
             if step.windows is not None and keeps_tried and step.kind == "cover":
@@ -212,7 +215,9 @@ class DecisionGenerator:
         pairs = [(n, line) for n, (_, line) in enumerate(lines, 1) if line is not None]
         return source, pairs
 
-    def _step(self, kind: Kind, step: Step, keeps_tried: bool, keeps_own: bool, keeps_partial: bool):
+    def _step(
+        self, kind: Kind, step: Step, keeps_tried: bool, keeps_own: bool, keeps_partial: bool, keeps_not_yet: bool
+    ):
         """The statements of one step, as (indent, text) under its window test."""
         rule = step.rule
         out: list[tuple[int, str]] = []
@@ -231,7 +236,9 @@ class DecisionGenerator:
             self.data["REASONS"] = self.reasons
             reasons = f"[{reason}]{tried}"
             out.append((0, f"decided = {{{_fields(decided_by(rule))}, 'reasons': {reasons}}}"))
-            failed = "FAILED.of_windows(not_yet) + FAILED.of_covers(tried, ctx)" if keeps_tried else "[]"
+            failed = "FAILED.of_covers(tried, ctx)" if keeps_tried else "[]"
+            if keeps_not_yet:
+                failed = f"FAILED.of_windows(not_yet) + {failed}"
             out.extend(self._settled(failed))
             return out
         if step.kind == "unknown-served":
