@@ -92,7 +92,7 @@ class FactReader:
                 if (cls is int or cls is float) and 0 <= value < _INFINITY:
                     out[name] = value
                     continue
-            elif cls is str and kind is not None and value in kind:
+            elif cls is str and kind.__class__ is frozenset and value in kind:
                 out[name] = value
                 continue
             self._read(name, value, "facts", out, warnings)
