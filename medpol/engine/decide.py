@@ -61,6 +61,17 @@ class _Prepared(LineContext, kw_only=True, eq=False):
     roles: _Roles
 
 
+class _ClaimPlan(NamedTuple):
+    """How a claim with these codes is decided, when nothing about it depends on its dates,
+    its facts or a line in error: worked out from the first such claim decided in full."""
+
+    codes: tuple[str, ...]
+    served: tuple[str, ...]  # the item the claim's bases serve
+    roles: tuple[_Roles, ...]  # of each line
+    bases: tuple[tuple[int, Any, str], ...]  # (line, its compiled decision, the item it serves)
+    lines: tuple[tuple[int, Any], ...]  # (line, its compiled decision, or None: not governed)
+
+
 def _static(members, code: str) -> bool | None:
     """Whether `code` is among `members` whatever the date: None when that depends on the date."""
     if code not in members:
@@ -127,6 +138,7 @@ class Engine:
         self.library = None
         self._roles: dict[str, _Roles] = {}
         self._shapes: dict[tuple[str, ...], _Shape] = {}
+        self._claim_plans: dict[tuple, _ClaimPlan | None] = {}
 
     def _shape(self, codes: tuple[str, ...], prepared: list[_Prepared]) -> _Shape:
         """What follows from the codes of a claim's lines alone, worked out once per list of codes."""
@@ -224,6 +236,12 @@ class Engine:
         return error_decision(claim_id, message, field=field, under=(self.policy_id, self.revision))
 
     def _decide(self, claim: Claim, claim_facts: dict, warnings: list[str], as_of) -> dict:
+        codes = tuple(map(_HCPCS, claim.lines))
+        plan = self._claim_plans.get(codes)
+        if plan is not None:
+            out = self._run_plan(plan, claim, claim_facts, as_of)
+            if out is not None:
+                return self._claim_decision(claim, out, warnings)
         out: list[dict | None] = [None] * len(claim.lines)
         prepared: list[_Prepared] = []
         bases: list[_Prepared] = []  # the base lines, decided first
@@ -277,7 +295,8 @@ class Engine:
             if roles.base or (roles.base is None and in_members(self.bases, code, p.day)):
                 bases.append(p)
 
-        codes = tuple([p.code for p in prepared])
+        if len(prepared) < len(codes):
+            codes = tuple([p.code for p in prepared])  # the codes of the lines read
         for p in prepared:
             p.codes = codes
         shape = self._shapes.get(codes) or self._shape(codes, prepared)
@@ -310,6 +329,93 @@ class Engine:
         # collector.
         for p in prepared:
             p.lookback = NO_LOOKBACK
+        if codes not in self._claim_plans and len(prepared) == len(out) and shape.order is None:
+            self._plan_claim(codes, prepared, shape)
+        return self._claim_decision(claim, out, warnings)
+
+    def _plan_claim(self, codes: tuple[str, ...], prepared: list[_Prepared], shape: _Shape) -> None:
+        """Remember how claims with these codes are decided, when that is the same for every
+        one of them: each code's roles whatever the date, no outcome read by another line,
+        bases serving the one item the claim names, and every compiled decision made."""
+        plan = None
+        roles = tuple(p.roles for p in prepared)
+        static = all(r.base is not None and r.governed is not None and r.dependent is not None for r in roles)
+        if self.tracer is None and static and not any(r.kept for r in roles):
+            bases, lines = [], []
+            for p in prepared:
+                r = p.roles
+                if r.base:
+                    subject = shape.served[0] if len(shape.served) == 1 else None
+                    decide = self._decisions.get((p.code, subject, True, False, False))
+                    bases.append((p.index, decide, subject))
+                elif r.governed:
+                    decide = self._decisions.get((p.code, p.code, False, r.dependent, False))
+                    lines.append((p.index, decide))
+                else:
+                    decide = _NOT_GOVERNED
+                    lines.append((p.index, None))
+                if decide is None:
+                    break
+            else:
+                plan = _ClaimPlan(codes, shape.served, roles, tuple(bases), tuple(lines))
+        if len(self._claim_plans) < _MANY_KINDS:
+            self._claim_plans[codes] = plan
+
+    def _run_plan(self, plan: _ClaimPlan, claim: Claim, claim_facts: dict, as_of) -> list[dict] | None:
+        """The decisions of a claim's lines by its plan, as `_decide` would make them; None
+        when a line is in error or has facts of its own (decide it in full then)."""
+        prepared: list[_Prepared] = []
+        run = _ClaimRun(self, claim, prepared, [])
+        status, codes, roles = run.status, plan.codes, plan.roles
+        dx, birth_date, lob = claim.diagnoses, claim.birth_date, claim.line_of_business
+        licensed = claim.supplier_licensed_in_state
+        for index, line in enumerate(claim.lines):
+            if line.__class__ is not Line or line.facts:
+                prepared.clear()  # the lines made so far refer to the run, which holds them
+                return None
+            prepared.append(
+                _Prepared(
+                    claim_facts,
+                    as_of or line.service_date,
+                    dx,
+                    codes,
+                    line.modifiers,
+                    line.units,
+                    birth_date,
+                    lob,
+                    licensed,
+                    line.place_of_service,
+                    status,
+                    line.seq,
+                    run,
+                    index=index,
+                    line=line,
+                    code=codes[index],
+                    roles=roles[index],
+                )
+            )
+        run.codes = codes
+        run._served = plan.served
+        out: list = [None] * len(prepared)
+        run.bases.extend(prepared[index] for index, _, _ in plan.bases)
+        for index, decide, subject in plan.bases:
+            # As decide_base does, for the one item the bases serve.
+            p = prepared[index]
+            p.served = subject
+            decision = run._base_cache[(index, subject, None, None)] = decide(run, p, p, p.day)
+            out[index] = _finish(p, decision)
+        for index, decide in plan.lines:
+            p = prepared[index]
+            if decide is None:
+                out[index] = _finish(p, {"outcome": "not_applicable"})
+            else:
+                p.served = p.code  # as decide_line does
+                out[index] = _finish(p, decide(run, p, p, p.day))
+        for p in prepared:
+            p.lookback = NO_LOOKBACK
+        return out
+
+    def _claim_decision(self, claim: Claim, out: list, warnings: list[str]) -> dict:
         decision = {"claim": claim.id, "policy": self.policy_id, "revision": self.revision, "lines": out}
         if claim.ignored_fields:
             warnings = [f"`{f}` is not a field of a claim and was ignored" for f in claim.ignored_fields] + warnings
@@ -914,6 +1020,8 @@ def _dedupe(reasons: list[dict]) -> list[dict]:
 
 
 _RULE = operator.itemgetter("rule")
+_HCPCS = operator.attrgetter("hcpcs")
+_NOT_GOVERNED: Any = object()  # a line no rule decides, in a claim's plan
 
 
 def _depends(p: _Prepared, broken: list[dict]) -> dict | None:
