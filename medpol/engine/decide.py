@@ -69,7 +69,7 @@ class _ClaimPlan(NamedTuple):
     served: tuple[str, ...]  # the item the claim's bases serve
     roles: tuple[_Roles, ...]  # of each line
     bases: tuple[tuple[int, Any, str], ...]  # (line, its compiled decision, the item it serves)
-    lines: tuple[tuple[int, Any], ...]  # (line, its compiled decision, or None: not governed)
+    lines: tuple[tuple[int, Any], ...]  # (line, its compiled decision or None: not governed), in order
 
 
 def _static(members, code: str) -> bool | None:
@@ -329,20 +329,21 @@ class Engine:
         # collector.
         for p in prepared:
             p.lookback = NO_LOOKBACK
-        if codes not in self._claim_plans and len(prepared) == len(out) and shape.order is None:
+        if codes not in self._claim_plans and len(prepared) == len(out):
             self._plan_claim(codes, prepared, shape)
         return self._claim_decision(claim, out, warnings)
 
     def _plan_claim(self, codes: tuple[str, ...], prepared: list[_Prepared], shape: _Shape) -> None:
         """Remember how claims with these codes are decided, when that is the same for every
-        one of them: each code's roles whatever the date, no outcome read by another line,
-        bases serving the one item the claim names, and every compiled decision made."""
+        one of them: each code's roles whatever the date, bases serving the one item the
+        claim names, and every compiled decision made."""
         plan = None
         roles = tuple(p.roles for p in prepared)
         static = all(r.base is not None and r.governed is not None and r.dependent is not None for r in roles)
-        if self.tracer is None and static and not any(r.kept for r in roles):
+        if self.tracer is None and static:
             bases, lines = [], []
-            for p in prepared:
+            order = prepared if shape.order is None else [prepared[i] for i in shape.order]
+            for p in sorted(order, key=lambda p: not p.roles.base):  # bases first, as decided
                 r = p.roles
                 if r.base:
                     subject = shape.served[0] if len(shape.served) == 1 else None
@@ -403,14 +404,19 @@ class Engine:
             p = prepared[index]
             p.served = subject
             decision = run._base_cache[(index, subject, None, None)] = decide(run, p, p, p.day)
+            if p.roles.kept:
+                status.setdefault(p.code, []).append(_status(decision))
             out[index] = _finish(p, decision)
         for index, decide in plan.lines:
             p = prepared[index]
             if decide is None:
-                out[index] = _finish(p, {"outcome": "not_applicable"})
-            else:
-                p.served = p.code  # as decide_line does
-                out[index] = _finish(p, decide(run, p, p, p.day))
+                out[index] = _finish(p, {"outcome": "not_applicable"})  # as decide_line does
+                continue
+            p.served = p.code
+            decision = decide(run, p, p, p.day)
+            if p.roles.kept:
+                status.setdefault(p.code, []).append(_status(decision))
+            out[index] = _finish(p, decision)
         for p in prepared:
             p.lookback = NO_LOOKBACK
         return out
