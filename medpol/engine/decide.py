@@ -631,10 +631,13 @@ class _ClaimRun:
     def _bases_for(self, p: _Prepared, bases: list[_Prepared], is_served: bool) -> dict:
         # The base is asked as of this line's own date of service: a drug served before
         # a rule took effect is not covered by it because its pump was served later.
-        if is_served and len(bases) == 1:
-            q = bases[0]  # the common claim: one base, serving this line's item
-            decision = self.base_for(q, p.code, day=None if p.day == q.day else p.day)
-            return {**decision, "base": {"seq": q.line.seq, "hcpcs": q.code}}
+        if len(bases) == 1:
+            # The common claim: one base, serving this line's item or the one item it serves.
+            q = bases[0]
+            subjects = (p.code,) if is_served else self.subjects(q)
+            if len(subjects) == 1:
+                decision = self.base_for(q, subjects[0], day=None if p.day == q.day else p.day)
+                return {**decision, "base": {"seq": q.line.seq, "hcpcs": q.code}}
         if is_served:
             found = [(q, self.base_for(q, p.code, day=_unless(p.day, q.day))) for q in bases]
         else:
