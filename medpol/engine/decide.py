@@ -72,6 +72,33 @@ class _ClaimPlan(NamedTuple):
     lines: tuple[tuple[int, Any], ...]  # (line, its compiled decision or None: not governed), in order
 
 
+def prepare_line(
+    claim: Claim, line: Line, index: int, facts: dict, day, codes: tuple, status: dict, lookback, roles: _Roles | None
+) -> _Prepared:
+    """A claim's line made ready to decide as of `day`: the context its conditions read, with
+    `facts` (the claim's, or merged with the line's own), the outcomes of lines already decided
+    (`status`) and what look-backs read (`lookback`, the claim's run)."""
+    return _Prepared(
+        facts,
+        day,
+        claim.diagnoses,
+        codes,
+        line.modifiers,
+        line.units,
+        claim.birth_date,
+        claim.line_of_business,
+        claim.supplier_licensed_in_state,
+        line.place_of_service,
+        status,
+        line.seq,
+        lookback,
+        index=index,
+        line=line,
+        code=line.hcpcs,
+        roles=roles,
+    )
+
+
 def _static(members, code: str) -> bool | None:
     """Whether `code` is among `members` whatever the date: None when that depends on the date."""
     if code not in members:
@@ -246,13 +273,6 @@ class Engine:
         prepared: list[_Prepared] = []
         bases: list[_Prepared] = []  # the base lines, decided first
         run = _ClaimRun(self, claim, prepared, bases)
-        status = run.status
-        dx, birth_date, lob, licensed = (
-            claim.diagnoses,
-            claim.birth_date,
-            claim.line_of_business,
-            claim.supplier_licensed_in_state,
-        )
         roles_of = self._roles
         for index, line in enumerate(claim.lines):
             if line.__class__ is LineError:
@@ -272,25 +292,8 @@ class Engine:
                 warnings.extend(line_warnings)
             code = line.hcpcs
             roles = roles_of.get(code) or self.roles(code)
-            p = _Prepared(
-                facts,
-                as_of or line.service_date,
-                dx,
-                (),  # the claim's codes, known once every line is read
-                line.modifiers,
-                line.units,
-                birth_date,
-                lob,
-                licensed,
-                line.place_of_service,
-                status,
-                line.seq,
-                run,
-                index=index,
-                line=line,
-                code=code,
-                roles=roles,
-            )
+            # The claim's codes are known once every line is read.
+            p = prepare_line(claim, line, index, facts, as_of or line.service_date, (), run.status, run, roles)
             prepared.append(p)
             if roles.base or (roles.base is None and in_members(self.bases, code, p.day)):
                 bases.append(p)
@@ -368,33 +371,12 @@ class Engine:
         prepared: list[_Prepared] = []
         run = _ClaimRun(self, claim, prepared, [])
         status, codes, roles = run.status, plan.codes, plan.roles
-        dx, birth_date, lob = claim.diagnoses, claim.birth_date, claim.line_of_business
-        licensed = claim.supplier_licensed_in_state
         for index, line in enumerate(claim.lines):
             if line.__class__ is not Line or line.facts:
                 prepared.clear()  # the lines made so far refer to the run, which holds them
                 return None
-            prepared.append(
-                _Prepared(
-                    claim_facts,
-                    as_of or line.service_date,
-                    dx,
-                    codes,
-                    line.modifiers,
-                    line.units,
-                    birth_date,
-                    lob,
-                    licensed,
-                    line.place_of_service,
-                    status,
-                    line.seq,
-                    run,
-                    index=index,
-                    line=line,
-                    code=codes[index],
-                    roles=roles[index],
-                )
-            )
+            day = as_of or line.service_date
+            prepared.append(prepare_line(claim, line, index, claim_facts, day, codes, status, run, roles[index]))
         run.codes = codes
         run._served = plan.served
         out: list = [None] * len(prepared)
@@ -1078,4 +1060,4 @@ def _finish(p: _Prepared, decision: dict) -> dict:
     return out
 
 
-__all__ = ["Engine", "TraceNode", "TraceStep"]
+__all__ = ["Engine", "TraceNode", "TraceStep", "prepare_line"]

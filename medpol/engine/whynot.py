@@ -61,6 +61,7 @@ from medpol.compiler.types import shift_unit
 from medpol.compiler.words import category_words, describe, limit_words, targets
 from medpol.dsl import ir
 from medpol.engine.claims import Claim, ClaimError, Line, read_claim
+from medpol.engine.decide import prepare_line
 from medpol.engine.facts import FactError
 
 __all__ = ["describe_routes", "why_not", "with_facts"]
@@ -617,22 +618,7 @@ class _LineSearch:
         key = (view, id(model))
         ctx = self._contexts.get(key)
         if ctx is None:
-            line, claim = self.claim.lines[k], self.claim
-            ctx = LineContext(
-                {},
-                day,
-                claim.diagnoses,
-                self.codes,
-                line.modifiers,
-                line.units,
-                claim.birth_date,
-                claim.line_of_business,
-                claim.supplier_licensed_in_state,
-                line.place_of_service,
-                {},
-                line.seq,
-                self.lookback,
-            )
+            ctx = prepare_line(self.claim, self.claim.lines[k], k, {}, day, self.codes, {}, self.lookback, None)
             ctx.served = subject
             ctx.owned = owned
             self._contexts[key] = ctx
