@@ -346,7 +346,8 @@ class Engine:
         if self.tracer is None and static:
             bases, lines = [], []
             order = prepared if shape.order is None else [prepared[i] for i in shape.order]
-            for p in sorted(order, key=lambda p: not p.roles.base):  # bases first, as decided
+            # As `_decide` goes: the bases first, in claim order, then the other lines in order.
+            for p in [q for q in prepared if q.roles.base] + [q for q in order if not q.roles.base]:
                 r = p.roles
                 if r.base:
                     subject = shape.served[0] if len(shape.served) == 1 else None
