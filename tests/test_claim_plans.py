@@ -45,7 +45,7 @@ def test_a_claim_decided_by_its_plan_is_decided_as_in_full(path):
     assert sum(planned) >= 5
 
 
-def test_a_plan_is_followed_and_a_line_in_error_is_not_planned():
+def test_a_plan_is_followed_and_a_line_in_error_is_decided_in_full():
     policy = load_policy(ROOT / "policies" / "external-infusion-pump.policy")
     engine = policy.engine
     claim = {
@@ -66,9 +66,20 @@ def test_a_plan_is_followed_and_a_line_in_error_is_not_planned():
     try:
         assert engine.decide(claim) == first
         assert calls == [("E0781", "J9039")]
-        # A line with facts of its own is decided in full, and as the plan would not.
-        claim["lines"][1]["facts"] = {"cycle_number": 2}
-        assert engine.decide(claim)["lines"][1]["outcome"] == first["lines"][1]["outcome"]
+        # A line with facts of its own follows the plan too, its facts merged as in full,
+        # warnings and all.
+        claim["lines"][1]["facts"] = {"cycle_number": 2, "cycle_numbr": 3}
+        planned = engine.decide(claim)
+        assert calls == [("E0781", "J9039")] * 2
+        engine._claim_plans.clear()
+        assert engine.decide(claim) == planned
+        assert planned["warnings"] == [
+            "`lines[1].facts.cycle_numbr` is not a fact of this policy and was ignored (did you mean `cycle_number`?)"
+        ]
+        # A line in error, or with a fact in error, is decided in full, which says so.
+        claim["lines"][1]["facts"] = {"cycle_number": "two"}
+        assert engine.decide(claim)["lines"][1]["outcome"] == "error"
+        claim["lines"][1]["facts"] = {}
         claim["lines"][1]["units"] = -1
         broken = engine.decide(claim)
         assert [line["outcome"] for line in broken["lines"]] == ["error", "error"]

@@ -62,8 +62,8 @@ class _Prepared(LineContext, kw_only=True, eq=False):
 
 
 class _ClaimPlan(NamedTuple):
-    """How a claim with these codes is decided, when nothing about it depends on its dates,
-    its facts or a line in error: worked out from the first such claim decided in full."""
+    """How a claim with these codes is decided, when nothing about that depends on its dates
+    or a line in error: worked out from the first such claim decided in full."""
 
     codes: tuple[str, ...]
     served: tuple[str, ...]  # the item the claim's bases serve
@@ -266,7 +266,7 @@ class Engine:
         codes = tuple(map(_HCPCS, claim.lines))
         plan = self._claim_plans.get(codes)
         if plan is not None:
-            out = self._run_plan(plan, claim, claim_facts, as_of)
+            out = self._run_plan(plan, claim, claim_facts, warnings, as_of)
             if out is not None:
                 return self._claim_decision(claim, out, warnings)
         out: list[dict | None] = [None] * len(claim.lines)
@@ -366,18 +366,31 @@ class Engine:
         if len(self._claim_plans) < _MANY_KINDS:
             self._claim_plans[codes] = plan
 
-    def _run_plan(self, plan: _ClaimPlan, claim: Claim, claim_facts: dict, as_of) -> list[dict] | None:
-        """The decisions of a claim's lines by its plan, as `_decide` would make them; None
-        when a line is in error or has facts of its own (decide it in full then)."""
+    def _run_plan(
+        self, plan: _ClaimPlan, claim: Claim, claim_facts: dict, warnings: list[str], as_of
+    ) -> list[dict] | None:
+        """The decisions of a claim's lines by its plan, as `_decide` would make them, and the
+        warnings of its lines' own facts added to `warnings`; None when a line is in error
+        (decide the claim in full then, which says so)."""
         prepared: list[_Prepared] = []
         run = _ClaimRun(self, claim, prepared, [])
         status, codes, roles = run.status, plan.codes, plan.roles
+        line_warnings: list[str] = []
         for index, line in enumerate(claim.lines):
-            if line.__class__ is not Line or line.facts:
+            facts = claim_facts
+            if line.__class__ is not Line:
                 prepared.clear()  # the lines made so far refer to the run, which holds them
                 return None
+            if line.facts:
+                try:
+                    facts, more = self.facts.merge_line_facts(claim_facts, line.facts, f"lines[{index}].facts")
+                except FactError:
+                    prepared.clear()
+                    return None
+                line_warnings.extend(more)
             day = as_of or line.service_date
-            prepared.append(prepare_line(claim, line, index, claim_facts, day, codes, status, run, roles[index]))
+            prepared.append(prepare_line(claim, line, index, facts, day, codes, status, run, roles[index]))
+        warnings.extend(line_warnings)
         run.codes = codes
         run._served = plan.served
         out: list = [None] * len(prepared)
