@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from benchmarks.eval import generate
+from medpol.api import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = str(ROOT / "policies" / "external-infusion-pump.policy")
@@ -208,16 +209,53 @@ def test_workers_that_write_their_own_chunks_match_one_job_byte_for_byte(tmp_pat
     assert outputs[0] and outputs[0] == outputs[1] == outputs[2]
 
 
-def test_a_spooled_chunk_is_copied_whole_into_a_buffer_and_removed(tmp_path):
+def test_a_spooled_chunk_is_copied_to_its_length_into_a_buffer(tmp_path):
     from medpol.batch.local import _copy_spooled
 
+    # A slot reused for a shorter chunk still holds the tail of its earlier, longer one.
     spooled = tmp_path / "7"
-    spooled.write_bytes(b'{"claim": "a"}\n' * 1000)
+    spooled.write_bytes(b'{"claim": "a"}\n' * 1000 + b"earlier chunk's tail\n")
     out = io.BytesIO(b"")
     out.write(b"head\n")
-    _copy_spooled(str(spooled), out)
+    _copy_spooled(str(spooled), 15 * 1000, out)
     assert out.getvalue() == b"head\n" + b'{"claim": "a"}\n' * 1000
-    assert not spooled.exists()
+    # A slot shorter than the chunk said to be in it is an error, never a short output.
+    with pytest.raises(OSError, match="shorter"):
+        _copy_spooled(str(spooled), 10**6, io.BytesIO())
+
+
+def test_a_spooled_chunk_is_copied_to_its_length_into_a_file(tmp_path):
+    from medpol.batch.local import _copy_spooled
+
+    spooled = tmp_path / "3"
+    spooled.write_bytes(b"x" * 3_000_000 + b"tail")
+    with (tmp_path / "out").open("wb") as out:
+        out.write(b"head\n")
+        _copy_spooled(str(spooled), 3_000_000, out)
+    assert (tmp_path / "out").read_bytes() == b"head\n" + b"x" * 3_000_000
+
+
+def test_workers_reuse_a_few_spool_slots_for_many_chunks(tmp_path, batch_file, monkeypatch):
+    """Slots are reused in turn: a run of many chunks writes a handful of spool files, and
+    every chunk still lands whole and in order."""
+    from medpol.batch import local
+
+    slots: set[str] = set()
+    copied = local._copy_spooled
+
+    def seen(path, size, out):
+        slots.add(os.path.basename(path))
+        copied(path, size, out)
+
+    monkeypatch.setattr(local, "_copy_spooled", seen)
+    policy = load_policy(POLICY)
+    items = [line for line in batch_file.read_bytes().splitlines() if line.strip()]
+    chunks = [(i + 1, [item]) for i, item in enumerate(items)]  # a chunk a claim
+    one, many = io.BytesIO(), io.BytesIO()
+    local.decide_stream(policy, iter(chunks), one, jobs=1)
+    local.decide_stream(policy, iter(chunks), many, jobs=3)
+    assert one.getvalue() == many.getvalue()
+    assert slots and len(slots) <= local.AHEAD_PER_WORKER * 2 + 3 + 1 < len(items)
 
 
 class _SlowHere:

@@ -2,10 +2,10 @@
 
 Memory is bounded by the chunk size and the number of chunks in flight, never by the
 file: chunks are read lazily and handed to worker processes that each hold the compiled
-policy. A worker decides, encodes and writes its chunk to a spool file of its own; the
-main process orders them, copying each spool file to the output (in the kernel, with
-os.sendfile, where it can) as soon as it is the next one, so the output is
-byte-identical whatever the number of jobs. While the next one is not ready, the main
+policy. A worker decides, encodes and writes its chunk to a spool file (one of a few
+slots, reused in turn); the main process orders them, copying each spooled chunk to the
+output (in the kernel, with os.sendfile, where it can) as soon as it is the next one, so
+the output is byte-identical whatever the number of jobs. While the next one is not ready, the main
 process decides the chunk after the last one read itself, rather than wait.
 """
 
@@ -19,6 +19,7 @@ import multiprocessing
 import operator
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -361,18 +362,23 @@ def _init_worker(policy, as_of, fmt, name, typed) -> None:
     _WORKER.update(as_of=as_of, fmt=fmt, name=name, typed=typed)
 
 
-def _work(task: tuple[int, list], spool: str | None) -> tuple[bytes | str, collections.Counter]:
+def _work(task: tuple[int, list], spool: str | None) -> tuple[bytes | tuple[str, int], collections.Counter]:
     """Decide and encode one chunk in a worker; write it to `spool` when given (the name of
-    a file of its own) and return that name rather than the bytes."""
+    a slot no chunk in flight uses) and return the slot and the chunk's length rather than
+    the bytes."""
     w = _WORKER
     first, items = task
     engine, as_of, fmt = w["engine"], w["as_of"], w["fmt"]
     data, counts = decide_chunk(engine, w["policy_id"], w["revision"], first, items, w["name"], as_of, fmt, w["typed"])
     if spool is None:
         return data, counts
-    with open(spool, "wb") as out:
+    # Written over the slot's earlier chunk, not truncated: pages the spool already holds are
+    # reused, where a fresh file would have the kernel find, zero and later free a page for
+    # every 4 KiB of every chunk (three times the cost of the copy itself in memory-backed
+    # /dev/shm). Past the chunk's length the slot holds its earlier chunk's tail, never read.
+    with open(os.open(spool, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
         out.write(data)
-    return spool, counts
+    return (spool, len(data)), counts
 
 
 def decide_stream(
@@ -411,8 +417,8 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
         return decide_chunk(policy.engine, policy.id, policy.revision, first, items, name, as_of, fmt, typed)
 
     def write(data, counts) -> None:
-        if isinstance(data, str):
-            _copy_spooled(data, out)
+        if isinstance(data, tuple):
+            _copy_spooled(*data, out)
         else:
             out.write(data)
         totals.update(counts)
@@ -461,7 +467,10 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
                     if step is None:
                         break
                     number, task = step
-                    path = None if spool is None else os.path.join(spool, str(number))
+                    # Chunks read and not yet written are fewer than `limit` and numbered in a
+                    # row, so the chunk `limit` before this one has been copied out: its slot
+                    # is free.
+                    path = None if spool is None else os.path.join(spool, str(number % limit))
                     queue.append((False, pool.apply_async(_work, (task, path))))
                 if not queue:
                     break
@@ -494,17 +503,19 @@ def _spool_dir() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
-def _copy_spooled(path: str, out) -> None:
-    """Append a worker's spool file to `out` and remove it: in the kernel when `out` is a
-    file descriptor (a file, a pipe), else through a buffer."""
+def _copy_spooled(path: str, size: int, out) -> None:
+    """Append the first `size` bytes of a worker's spool slot to `out`: in the kernel when
+    `out` is a regular file, else through a buffer."""
     with open(path, "rb") as src:
-        size = os.fstat(src.fileno()).st_size
         try:
             fd = out.fileno()
+            to_file = stat.S_ISREG(os.fstat(fd).st_mode)
         except (AttributeError, OSError, ValueError):
-            fd = None
+            to_file = False
         sent = 0
-        if fd is not None and size:
+        # Only into a file: into a pipe, sendfile lends the pipe the spool's own pages, which
+        # the slot's next chunk would overwrite before the reader had them.
+        if to_file and size:
             out.flush()
             try:
                 while sent < size:
@@ -513,11 +524,14 @@ def _copy_spooled(path: str, out) -> None:
                         break
                     sent += step
             except OSError:
-                pass  # not a descriptor sendfile can write to: the rest goes through a buffer
-        if sent < size:
-            src.seek(sent)
-            shutil.copyfileobj(src, out, 1 << 20)
-    os.unlink(path)
+                pass  # a file sendfile cannot write to: the rest goes through a buffer
+        src.seek(sent)
+        while sent < size:
+            piece = src.read(min(size - sent, 1 << 20))
+            if not piece:
+                raise OSError(f"the spooled chunk {path} is shorter than the {size} bytes written to it")
+            out.write(piece)
+            sent += len(piece)
 
 
 def _encode_header() -> bytes:
