@@ -293,6 +293,57 @@ def test_the_main_process_decides_only_while_the_workers_are_busy():
     assert slow.engine.here < len(chunks) / 2
 
 
+class _SlowInWorkers:
+    """An engine that decides slowly in the workers, logging (claim, start, end) to `log`,
+    and at full speed in the main process."""
+
+    def __init__(self, engine, log: Path):
+        self.engine = engine
+        self.main = os.getpid()
+        self.log = str(log)
+
+    def decide(self, claim, as_of):
+        if os.getpid() == self.main:
+            return self.engine.decide(claim, as_of)
+        start = time.monotonic()
+        time.sleep(0.3)
+        decision = self.engine.decide(claim, as_of)
+        with open(self.log, "a") as log:
+            log.write(f"{claim['id']} {start} {time.monotonic()}\n")
+        return decision
+
+
+def test_once_every_chunk_is_read_the_main_process_takes_back_chunks_no_worker_started(tmp_path):
+    """A worker is given chunks ahead; at the end of the input, the ones it has not started
+    are decided by the main process, which would otherwise sit idle while the worker works
+    through them one by one. The output is still that of one job."""
+    from medpol.api import load_policy
+    from medpol.batch import local
+
+    policy = load_policy(POLICY)
+    chunks = [(n, [orjson.dumps(claim)]) for n, claim in enumerate(generate(12, 9), 1)]
+    one = io.BytesIO()
+    local.decide_stream(policy, iter(chunks), one, jobs=1)
+    read_all: list[float] = []
+
+    def reading():
+        yield from chunks
+        read_all.append(time.monotonic())
+
+    log = tmp_path / "workers.log"
+    slow = SimpleNamespace(engine=_SlowInWorkers(policy.engine, log), id=policy.id, revision=policy.revision)
+    two = io.BytesIO()
+    local.decide_stream(slow, reading(), two, jobs=2)
+    assert two.getvalue() == one.getvalue()
+    done_by_workers = [line.split() for line in log.read_text().splitlines()]
+    assert done_by_workers  # the worker had chunks of its own
+    # A chunk a worker started after the input ran out is one the main process should have
+    # taken back (a worker it was given to may still have started it as the batch ended,
+    # and been stopped before it finished).
+    late = [claim for claim, start, _ in done_by_workers if float(start) > read_all[0]]
+    assert late == []
+
+
 class _FailsInWorkers:
     def __init__(self, engine):
         self.engine = engine

@@ -445,8 +445,8 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
     limit = ahead + jobs + 1
     try:
         with ctx.Pool(workers, initializer=_init_worker, initargs=(policy, as_of, fmt, name, typed)) as pool:
-            # Each entry is (True, (data, counts)) for a chunk the main process has decided,
-            # or (False, AsyncResult) for a worker's, whose result is the same pair.
+            # Each entry is (True, (data, counts), task) for a chunk the main process has
+            # decided, or (False, AsyncResult, task) for a worker's, whose result is the same pair.
             queue: collections.deque = collections.deque()
             numbered = enumerate(chunks)
             read_all = False
@@ -462,7 +462,7 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
             while True:
                 # Keep the workers fed first: a worker that runs out waits for the main
                 # process, which may be in the middle of a chunk of its own.
-                while sum(1 for done, job in queue if not done and not job.ready()) < ahead:
+                while sum(1 for done, job, _ in queue if not done and not job.ready()) < ahead:
                     step = take()
                     if step is None:
                         break
@@ -471,10 +471,10 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
                     # row, so the chunk `limit` before this one has been copied out: its slot
                     # is free.
                     path = None if spool is None else os.path.join(spool, str(number % limit))
-                    queue.append((False, pool.apply_async(_work, (task, path))))
+                    queue.append((False, pool.apply_async(_work, (task, path)), task))
                 if not queue:
                     break
-                done, job = queue[0]
+                done, job, _ = queue[0]
                 if done or job.ready():
                     queue.popleft()
                     # A worker's error is raised here, as the chunk it failed on comes up.
@@ -487,9 +487,20 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
                 # it nor a worker waits on the other for a share fixed in advance.
                 step = take()
                 if step is not None:
-                    queue.append((True, here(step[1])))
+                    queue.append((True, here(step[1]), None))
                     continue
-                # Nothing left to read, or as many chunks in hand as memory allows: wait.
+                # Nothing left to read: a worker's chunk that no worker has started (each runs
+                # one at a time, in the order given, so those past the first `workers` not
+                # done) is decided here too, the last first, and the worker's copy, if it
+                # comes, is let go; otherwise the main process would sit idle while a worker
+                # works through the chunks it was given ahead.
+                if read_all:
+                    waiting = [i for i, (done, job, _) in enumerate(queue) if not done and not job.ready()]
+                    if len(waiting) > workers:
+                        i = waiting[-1]
+                        queue[i] = (True, here(queue[i][2]), None)
+                        continue
+                # As many chunks in hand as memory allows, or every one left in hand: wait.
                 job.wait()
     finally:
         if spool is not None:
