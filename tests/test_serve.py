@@ -379,3 +379,50 @@ def test_the_generated_benchmark_claims_are_decided_as_eval_decides_them(library
     response = library.client.post("/v1/decisions", content=claims.read_bytes(), headers=NDJSON)
     assert response.status_code == 200
     assert response.content == eval_output("policies/", claims)
+
+
+def test_claims_the_contract_decoder_reads_are_decoded_in_one_pass_as_eval_does(monkeypatch):
+    """The service decodes a claim as `medpol eval` does: in one pass where the contract's
+    decoder reads it, and in detail otherwise (FHIR out, why-not, a claim with a mistake)."""
+    import asyncio
+
+    from medpol.batch import local
+    from medpol.service import serve
+
+    read: list[bytes] = []
+
+    def counting(raw):
+        read.append(raw)
+        return decode_claim(raw)
+
+    decode_claim = serve.decode_claim
+    monkeypatch.setattr(serve, "decode_claim", counting)
+    monkeypatch.setattr(local, "decode_claim", counting)
+    service = serve.Service([str(POLICIES)], reload_interval=0, log=lambda record: None)
+    expected = eval_output("policies/", CLAIMS)
+    lines = CLAIMS.read_bytes().splitlines()
+    broken = json.loads(lines[0])
+    broken["lines"][0]["units"] = "two"
+
+    async def requests():
+        transport = httpx.ASGITransport(app=service.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://medpol") as client:
+            response = await client.post("/v1/decisions", content=CLAIMS.read_bytes(), headers=NDJSON)
+            assert response.content == expected
+            assert len(read) == len(lines)
+            read.clear()
+            for raw, want in zip(lines, expected.splitlines(), strict=True):
+                response = await client.post("/v1/decisions", content=raw, headers=JSON)
+                assert response.content.rstrip(b"\n") == want
+            assert len(read) == len(lines)
+            read.clear()
+            # One the decoder does not take is read in detail, which names the field.
+            response = await client.post("/v1/decisions", content=json.dumps(broken), headers=JSON)
+            assert read and decode_claim(read[0]) is None
+            assert "lines[0].units" in response.text
+            read.clear()
+            await client.post("/v1/decisions", params={"why_not": "true"}, content=lines[0], headers=JSON)
+            await client.post("/v1/decisions", params={"format": "fhir"}, content=CLAIMS.read_bytes(), headers=NDJSON)
+            assert read == []
+
+    asyncio.run(requests())

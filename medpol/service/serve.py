@@ -45,6 +45,7 @@ from starlette.routing import Route
 
 from medpol.batch import local as batch
 from medpol.dsl.diagnostics import PolicyError
+from medpol.engine.contract import decode_claim
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024  # bytes
 DEFAULT_MAX_BATCH = 10_000  # claims
@@ -384,6 +385,9 @@ class Service:
         else:
             compiled = served.compiled
         fhir_out = FHIR_JSON in (request.headers.get("accept") or "") or request.query_params.get("format") == "fhir"
+        # As `medpol eval`: claims are decoded in one pass, except for the FHIR encoder and
+        # why-not, which look at the JSON object itself.
+        typed = not fhir_out and not why_not
         if batch_input:
             items = body.split(b"\n")  # blank lines are kept, so line numbers are the body's
             claims = sum(1 for line in items if line.strip())
@@ -394,13 +398,17 @@ class Service:
         else:
             if not body.strip():
                 raise Problem(400, "the request has no body: send one claim as a JSON object")
-            try:
-                claim = orjson.loads(body)
-            except orjson.JSONDecodeError as err:
-                raise Problem(400, f"the body is not valid JSON: {err}") from None
+            # A claim the contract's decoder reads goes on already read; any other body
+            # (a FHIR Claim, a claim with a mistake) is parsed and read in detail.
+            claim = decode_claim(body) if typed else None
+            if claim is None:
+                try:
+                    claim = orjson.loads(body)
+                except orjson.JSONDecodeError as err:
+                    raise Problem(400, f"the body is not valid JSON: {err}") from None
             items = [claim]
         fmt = "fhir" if fhir_out else "jsonl"
-        decisions, counts, data = await _decide_items(compiled, items, as_of, why_not, fmt)
+        decisions, counts, data = await _decide_items(compiled, items, as_of, why_not, fmt, typed)
         _describe_request(record, decisions, counts, batch_input)
         if batch_input:
             return Response(data, media_type="application/fhir+ndjson" if fhir_out else NDJSON)
@@ -471,7 +479,7 @@ class _RequestLog:
             )
 
 
-async def _decide_items(compiled, items: list, as_of, why_not: bool, fmt: str):
+async def _decide_items(compiled, items: list, as_of, why_not: bool, fmt: str, typed: bool = False):
     """Decide as `medpol eval` does, and encode as it does. A batch is decided a slice at a
     time, the event loop answering other requests between slices."""
     from medpol.engine.whynot import WithWhyNot
@@ -485,7 +493,7 @@ async def _decide_items(compiled, items: list, as_of, why_not: bool, fmt: str):
         if start:
             await asyncio.sleep(0)
         found, counted = batch.decide_items(
-            engine, compiled.id, compiled.revision, 1 + start, items[start : start + step], "request", as_of
+            engine, compiled.id, compiled.revision, 1 + start, items[start : start + step], "request", as_of, typed
         )
         decisions.extend(found)
         counts.update(counted)
