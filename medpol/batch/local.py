@@ -15,6 +15,7 @@ import collections
 import csv
 import gc
 import io
+import itertools
 import multiprocessing
 import operator
 import os
@@ -45,17 +46,15 @@ def cores() -> int:
 
 def jsonl_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list[bytes]]]:
     """(number of the chunk's first line, raw lines) for each chunk of a JSON Lines stream."""
-    chunk: list[bytes] = []
     first = 1
-    for number, raw in enumerate(stream, 1):
+    while True:
+        # The file object splits the lines and islice counts them, both in C: no Python
+        # step runs for each line.
+        chunk = list(itertools.islice(stream, chunk_size))
         if not chunk:
-            first = number
-        chunk.append(raw)
-        if len(chunk) >= chunk_size:
-            yield first, chunk
-            chunk = []
-    if chunk:
+            return
         yield first, chunk
+        first += len(chunk)
 
 
 def csv_claims(stream) -> Iterator[object]:
@@ -285,7 +284,8 @@ def encode(decisions: list[dict], fmt: str = "jsonl"):
         from medpol.service.fhir import claim_response
 
         return b"".join(orjson.dumps(claim_response(d, d.pop("_fhir", None))) + b"\n" for d in decisions)
-    return b"".join(orjson.dumps(d) + b"\n" for d in decisions)
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE  # each line ends as orjson writes it, not by a copy
+    return b"".join([dumps(d, option=newline) for d in decisions])
 
 
 # ------------------------------------------------------------------ deciding
@@ -323,18 +323,22 @@ def decide_items(
     decisions = []
     outcomes: list[str] = []  # of every line, counted in one call at the end
     for offset, item in enumerate(items):
-        if isinstance(item, bytes | str):
-            if not item.strip():
-                continue  # a blank line holds no claim
+        if isinstance(item, _TEXT):
             claim = decode(item) if decode is not None else None
-            try:
-                item = claim if claim is not None else orjson.loads(item)
-            except orjson.JSONDecodeError as err:
-                # A library's decision names no policy: its lines would each name their own.
-                under = (policy_id, revision) if policy_id is not None else None
-                decisions.append(error_decision(None, f"{name}:{first + offset}: not valid JSON: {err}", under=under))
-                counts["error"] += 1
-                continue
+            if claim is not None:
+                item = claim
+            elif not item.strip():
+                continue  # a blank line holds no claim
+            else:
+                try:
+                    item = orjson.loads(item)
+                except orjson.JSONDecodeError as err:
+                    # A library's decision names no policy: its lines would each name their own.
+                    under = (policy_id, revision) if policy_id is not None else None
+                    message = f"{name}:{first + offset}: not valid JSON: {err}"
+                    decisions.append(error_decision(None, message, under=under))
+                    counts["error"] += 1
+                    continue
         decision = decide(item, as_of)
         decisions.append(decision)
         if "outcome" in decision and decision["outcome"] == "error":
@@ -355,6 +359,7 @@ def decide_items(
 
 
 _OUTCOME = operator.itemgetter("outcome")
+_TEXT = (bytes, str)  # a raw line, not yet parsed
 
 
 def _init_worker(policy, as_of, fmt, name, typed) -> None:
