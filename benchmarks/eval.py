@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from medpol.api import load_policy
-from medpol.engine.claims import read_claim
+from medpol.engine.contract import claim_from
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "external-infusion-pump.policy"
@@ -136,7 +136,7 @@ def answers_known(policy, claims: list[dict]):
 
     def run() -> None:
         for raw, known in zip(claims, table, strict=True):
-            claim = read_claim(raw)
+            claim = claim_from(raw)
             read_facts(claim.facts)
             decision = {"claim": claim.id, "policy": policy_id, "revision": revision, "lines": list(map(dict, known))}
             del decision

@@ -25,6 +25,7 @@ from medpol.api import load_policy
 # The part of the pipeline each source file belongs to; generated code is named after its policy.
 PARTS = {
     "claims.py": "reading the claim",
+    "contract.py": "reading the claim",
     "facts.py": "reading the claim",
     "decide.py": "the engine's own work",
     "api.py": "the engine's own work",

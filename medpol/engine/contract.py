@@ -20,9 +20,17 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from medpol.engine.claims import Claim, HistoryLine, Line, diagnosis, known_procedure_code, procedure_code
+from medpol.engine.claims import (
+    Claim,
+    HistoryLine,
+    Line,
+    diagnosis,
+    known_procedure_code,
+    procedure_code,
+    read_claim,
+)
 
-__all__ = ["ClaimIn", "claim_schema", "decode_claim"]
+__all__ = ["ClaimIn", "claim_from", "claim_schema", "convert_claim", "decode_claim"]
 
 # msgspec reads an integer of any length; orjson, which parses the claims the decoder
 # refuses, reads one past 64 bits as a float. So the decoder takes only the integers of a
@@ -95,6 +103,8 @@ class ClaimIn(msgspec.Struct, **_STRUCT):
 _DECODER = msgspec.json.Decoder(ClaimIn)
 _SEQ = operator.attrgetter("seq")
 _UNSET = msgspec.UNSET
+_NO_HISTORY: list = []
+_convert = msgspec.convert
 
 
 def decode_claim(raw: bytes) -> Claim | None:
@@ -104,6 +114,38 @@ def decode_claim(raw: bytes) -> Claim | None:
         c = _DECODER.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
+    return _normalized(c)
+
+
+def convert_claim(obj: Any) -> Claim | None:
+    """The claim in `obj` (a JSON object already parsed into Python), validated and normalized
+    in one pass as read_claim would, or None if it is not a plain valid claim."""
+    # msgspec takes a tuple where the Structs ask for a list; the detailed reader refuses a
+    # tuple for the claim's own lists, and says so, so such a claim is left to it.
+    if (
+        obj.__class__ is not dict
+        or obj.get("lines").__class__ is not list
+        or obj.get("diagnoses").__class__ is not list
+        or obj.get("history", _NO_HISTORY).__class__ is not list
+    ):
+        return None
+    try:
+        c = _convert(obj, ClaimIn)
+    except msgspec.ValidationError:
+        return None
+    return _normalized(c)
+
+
+def claim_from(obj: Any) -> Claim:
+    """The claim in `obj`, however it came (a Claim already read, or a parsed JSON object):
+    converted in one pass when it is plain and valid, else read in detail, which raises
+    ClaimError naming the field (and the line) that is wrong."""
+    claim = convert_claim(obj) if obj.__class__ is dict else None
+    return claim if claim is not None else read_claim(obj)
+
+
+def _normalized(c: ClaimIn) -> Claim | None:
+    """The Claim a decoded ClaimIn stands for, or None where the detailed reader must look."""
     member = c.member
     # Facts that are a QuestionnaireResponse are read as the facts it answers (medpol.service.fhir).
     if not c.id or not member.id or "resourceType" in c.facts:
