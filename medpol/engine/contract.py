@@ -1,8 +1,10 @@
 """The claims contract (docs/claims-contract.md, section 1) as typed data: msgspec Structs.
 
 The Structs are the contract's schema in code. They decode and validate a claim straight
-from its JSON bytes in one pass (`decode_claim`), and the JSON Schema they imply
-(`claim_schema`) is what medpol.service.schema and docs/claims.schema.json publish.
+from its JSON bytes in one pass (`decode_claim`), or from the Python objects a JSON parser
+made (`convert_claim`; `claim_from` is the engine's way in, either path), and the JSON
+Schema they imply (`claim_schema`) is what medpol.service.schema and
+docs/claims.schema.json publish.
 
 The decoder is the fast path, not the judge: it accepts only a plain, valid claim, and
 returns None for anything else (a missing or mistyped field, an unknown field, a line in
