@@ -2,7 +2,8 @@
 
     python -m benchmarks.eval [--claims 100000] [--seed 7]
 
-Both are measured in the same run, so the ratio holds on a noisy machine. The baseline
+Both are measured in the same run, taking turns on each few hundred claims, so the ratio
+holds on a machine whose speed drifts. The baseline
 reads each line's code, date and units and writes an output record per line: the least
 any evaluator must do. The figure to watch is the ratio, not the absolute rate.
 
@@ -27,6 +28,7 @@ from medpol.engine.contract import claim_from
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "external-infusion-pump.policy"
+PIECE = 250  # claims a turn, when the measures take turns
 
 THERAPIES = [
     # (pump, drug, diagnosis, facts)
@@ -121,7 +123,13 @@ def baseline(claims: list[dict]) -> int:
     return written
 
 
-def answers_known(policy, claims: list[dict]):
+def known_decisions(policy, claims: list[dict]) -> list[list[dict]]:
+    """Each claim's line decisions, made beforehand for `answers_known` to write."""
+    decide = policy.engine.decide
+    return [decide(claim)["lines"] for claim in claims]
+
+
+def answers_known(policy):
     """A loop that reads each claim and its facts as medpol does and writes each line's
     decision, taken from a table made beforehand: everything but deciding.
 
@@ -129,12 +137,10 @@ def answers_known(policy, claims: list[dict]):
     as medpol does); the lists and texts inside are shared, as medpol shares the ones its
     rules cite.
     """
-    decide = policy.engine.decide
     read_facts = policy.engine.facts.read_claim_facts
-    table = [decide(claim)["lines"] for claim in claims]
     policy_id, revision = policy.id, policy.revision
 
-    def run() -> None:
+    def run(claims: list[dict], table: list[list[dict]]) -> None:
         for raw, known in zip(claims, table, strict=True):
             claim = claim_from(raw)
             read_facts(claim.facts)
@@ -147,6 +153,27 @@ def answers_known(policy, claims: list[dict]):
 def decide_all(policy, claims: list[dict]) -> None:
     """Decide every claim, letting each decision go as the baseline lets its records go."""
     collections.deque(policy.decide_many(claims), maxlen=0)
+
+
+def taking_turns(measures: list, pieces: list, rounds: int) -> list[list[float]]:
+    """Seconds each measure took over all the pieces, round by round.
+
+    Within a round the measures take turns piece by piece (a few hundred claims each), so
+    that each sees the machine in the state the others saw it in a moment before: its speed
+    drifts over seconds, and a measure timed in one stretch and divided by one timed in
+    another swings with the drift.
+    """
+    clock = time.perf_counter
+    spent = []
+    for _ in range(rounds):
+        totals = [0.0] * len(measures)
+        for piece in pieces:
+            for i, measure in enumerate(measures):
+                t0 = clock()
+                measure(piece)
+                totals[i] += clock() - t0
+        spent.append(totals)
+    return spent
 
 
 def timings(fn, repeat: int) -> list[float]:
@@ -179,15 +206,24 @@ def main() -> None:
     gc.freeze()
     lines = sum(len(c["lines"]) for c in claims)
 
-    # Rounds alternate the floor and medpol, so each round's ratio compares two runs made back
-    # to back, in the same state of the machine (whose speed drifts over seconds). The floor
-    # is short: it passes over the claims ten times a round, long enough to average out.
-    reading_and_writing = answers_known(policy, claims)
-    floors, runs, knowns = [], [], []
-    for _ in range(max(args.repeat, 5)):
-        floors.append(timings(lambda: [baseline(claims) for _ in range(10)], 1)[0] / 10)
-        runs.append(timings(lambda: decide_all(policy, claims), 1)[0])
-        knowns.append(timings(reading_and_writing, 1)[0])
+    # The three measures take turns on each piece of the claims (see taking_turns). The floor
+    # runs three times a piece, so that its share of each turn is long enough to average out.
+    table = known_decisions(policy, claims)
+    pieces = [(claims[lo : lo + PIECE], table[lo : lo + PIECE]) for lo in range(0, len(claims), PIECE)]
+    reading_and_writing = answers_known(policy)
+
+    def floor(piece) -> None:
+        for _ in range(3):
+            baseline(piece[0])
+
+    spent = taking_turns(
+        [floor, lambda piece: decide_all(policy, piece[0]), lambda piece: reading_and_writing(*piece)],
+        pieces,
+        max(args.repeat, 5),
+    )
+    floors = [f / 3 for f, _, _ in spent]
+    runs = [r for _, r, _ in spent]
+    knowns = [k for _, _, k in spent]
     ratios = sorted(run / floor for run, floor in zip(runs, floors, strict=True))
     known_ratios = sorted(known / floor for known, floor in zip(knowns, floors, strict=True))
     deciding = sorted(1 - known / run for known, run in zip(knowns, runs, strict=True))
