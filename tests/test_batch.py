@@ -332,16 +332,22 @@ def test_once_every_chunk_is_read_the_main_process_takes_back_chunks_no_worker_s
 
     log = tmp_path / "workers.log"
     slow = SimpleNamespace(engine=_SlowInWorkers(policy.engine, log), id=policy.id, revision=policy.revision)
+    decide_here = slow.engine.engine.decide
+    here: list[tuple[str, float]] = []
+
+    def decide(claim, as_of):
+        here.append((claim["id"], time.monotonic()))
+        return decide_here(claim, as_of)
+
+    slow.engine.engine = SimpleNamespace(decide=decide)
     two = io.BytesIO()
     local.decide_stream(slow, reading(), two, jobs=2)
     assert two.getvalue() == one.getvalue()
-    done_by_workers = [line.split() for line in log.read_text().splitlines()]
+    done_by_workers = [line.split()[0] for line in log.read_text().splitlines()]
     assert done_by_workers  # the worker had chunks of its own
-    # A chunk a worker started after the input ran out is one the main process should have
-    # taken back (a worker it was given to may still have started it as the batch ended,
-    # and been stopped before it finished).
-    late = [claim for claim, start, _ in done_by_workers if float(start) > read_all[0]]
-    assert late == []
+    taken_back = [claim for claim, at in here if at > read_all[0]]
+    assert taken_back  # once the input ran out, the main process decided the worker's chunks
+    assert not set(taken_back) & set(done_by_workers)  # a chunk taken back is skipped by its worker
 
 
 class _FailsInWorkers:
@@ -364,3 +370,38 @@ def test_a_workers_error_is_raised_in_the_main_process():
     failing = SimpleNamespace(engine=_FailsInWorkers(policy.engine), id=policy.id, revision=policy.revision)
     with pytest.raises(RuntimeError, match="a worker failed on "):
         local.decide_stream(failing, iter(chunks), io.BytesIO(), jobs=2)
+
+
+def test_a_finished_run_lets_its_workers_finish_and_none_decides_a_chunk_taken_back(tmp_path, monkeypatch):
+    """Workers are closed and joined, never killed, once every chunk is written (a worker
+    killed while handing back a result leaves the pool's result queue locked, and the
+    pool's shutdown then waits for ever); a chunk the main process took back is skipped by
+    the worker it was given to, so each chunk is decided once."""
+    import multiprocessing.pool
+
+    from medpol.api import load_policy
+    from medpol.batch import local
+
+    terminated = []
+    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", lambda pool: terminated.append(pool))
+    policy = load_policy(POLICY)
+    chunks = [(n, [orjson.dumps(claim)]) for n, claim in enumerate(generate(12, 9), 1)]
+    one = io.BytesIO()
+    local.decide_stream(policy, iter(chunks), one, jobs=1)
+    log = tmp_path / "workers.log"
+    slow = SimpleNamespace(engine=_SlowInWorkers(policy.engine, log), id=policy.id, revision=policy.revision)
+    here: list[str] = []
+    decide_here = slow.engine.engine.decide
+
+    def counted(claim, as_of):
+        here.append(claim["id"])
+        return decide_here(claim, as_of)
+
+    slow.engine.engine = SimpleNamespace(decide=counted)
+    two = io.BytesIO()
+    local.decide_stream(slow, iter(chunks), two, jobs=3)
+    assert two.getvalue() == one.getvalue()
+    assert terminated == []
+    by_workers = [line.split()[0] for line in log.read_text().splitlines()]  # complete: the workers have exited
+    assert by_workers and here  # both decided chunks
+    assert sorted(by_workers + here) == sorted(orjson.loads(raw)["id"] for _, [raw] in chunks)

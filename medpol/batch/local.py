@@ -362,16 +362,28 @@ _OUTCOME = operator.itemgetter("outcome")
 _TEXT = (bytes, str)  # a raw line, not yet parsed
 
 
-def _init_worker(policy, as_of, fmt, name, typed) -> None:
+# The state of a worker's chunk, shared by the main process and the workers, one per spool
+# slot: given to a worker, started by it, or taken back by the main process.
+GIVEN, STARTED, TAKEN_BACK = 0, 1, 2
+
+
+def _init_worker(policy, as_of, fmt, name, typed, state) -> None:
     _WORKER.update(engine=policy.engine, policy_id=policy.id, revision=policy.revision)
-    _WORKER.update(as_of=as_of, fmt=fmt, name=name, typed=typed)
+    _WORKER.update(as_of=as_of, fmt=fmt, name=name, typed=typed, state=state)
 
 
-def _work(task: tuple[int, list], spool: str | None) -> tuple[bytes | tuple[str, int], collections.Counter]:
+def _work(
+    task: tuple[int, list], spool: str | None, slot: int
+) -> tuple[bytes | tuple[str, int], collections.Counter] | None:
     """Decide and encode one chunk in a worker; write it to `spool` when given (the name of
     a slot no chunk in flight uses) and return the slot and the chunk's length rather than
-    the bytes."""
+    the bytes. None for a chunk the main process has taken back (it decides it itself)."""
     w = _WORKER
+    state = w["state"]
+    with state.get_lock():
+        if state[slot] == TAKEN_BACK:
+            return None
+        state[slot] = STARTED
     first, items = task
     engine, as_of, fmt = w["engine"], w["as_of"], w["fmt"]
     data, counts = decide_chunk(engine, w["policy_id"], w["revision"], first, items, w["name"], as_of, fmt, w["typed"])
@@ -448,69 +460,95 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
     # The chunks read and not yet written, in input order, are at most `limit`: memory (and
     # the spool) stays flat whatever the file's size.
     limit = ahead + jobs + 1
+    # A chunk is either started by the worker it was given to or taken back by the main
+    # process, never both: the two decide which under one lock.
+    state = ctx.Array("b", limit)
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(policy, as_of, fmt, name, typed, state))
     try:
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(policy, as_of, fmt, name, typed)) as pool:
-            # Each entry is (True, (data, counts), task) for a chunk the main process has
-            # decided, or (False, AsyncResult, task) for a worker's, whose result is the same pair.
-            queue: collections.deque = collections.deque()
-            numbered = enumerate(chunks)
-            read_all = False
+        # Each entry is (True, (data, counts), None) for a chunk the main process has
+        # decided, or (False, AsyncResult, (task, slot)) for a worker's, whose result is the
+        # same pair.
+        queue: collections.deque = collections.deque()
+        numbered = enumerate(chunks)
+        read_all = False
 
-            def take():
-                nonlocal read_all
-                if read_all or len(queue) >= limit:
-                    return None
-                step = next(numbered, None)
-                read_all = step is None
-                return step
+        def take():
+            nonlocal read_all
+            if read_all or len(queue) >= limit:
+                return None
+            step = next(numbered, None)
+            read_all = step is None
+            return step
 
-            while True:
-                # Keep the workers fed first: a worker that runs out waits for the main
-                # process, which may be in the middle of a chunk of its own.
-                while sum(1 for done, job, _ in queue if not done and not job.ready()) < ahead:
-                    step = take()
-                    if step is None:
-                        break
-                    number, task = step
-                    # Chunks read and not yet written are fewer than `limit` and numbered in a
-                    # row, so the chunk `limit` before this one has been copied out: its slot
-                    # is free.
-                    path = None if spool is None else os.path.join(spool, str(number % limit))
-                    queue.append((False, pool.apply_async(_work, (task, path)), task))
-                if not queue:
-                    break
-                done, job, _ = queue[0]
-                if done or job.ready():
-                    queue.popleft()
-                    # A worker's error is raised here, as the chunk it failed on comes up.
-                    write(*(job if done else job.get()))
-                    continue
-                # The oldest chunk is a worker's and not ready: rather than wait for it, the
-                # main process decides the next one itself (on a machine with as many cores
-                # as jobs, a process that only read and wrote would leave a core idle). So
-                # its share follows from the time reading and writing leave it, and neither
-                # it nor a worker waits on the other for a share fixed in advance.
+        while True:
+            # Keep the workers fed first: a worker that runs out waits for the main
+            # process, which may be in the middle of a chunk of its own.
+            while sum(1 for done, job, _ in queue if not done and not job.ready()) < ahead:
                 step = take()
-                if step is not None:
-                    queue.append((True, here(step[1]), None))
+                if step is None:
+                    break
+                number, task = step
+                # Chunks read and not yet written are fewer than `limit` and numbered in a
+                # row, so the chunk `limit` before this one has been copied out: its slot
+                # is free.
+                slot = number % limit
+                path = None if spool is None else os.path.join(spool, str(slot))
+                state[slot] = GIVEN
+                queue.append((False, pool.apply_async(_work, (task, path, slot)), (task, slot)))
+            if not queue:
+                break
+            done, job, _ = queue[0]
+            if done or job.ready():
+                queue.popleft()
+                # A worker's error is raised here, as the chunk it failed on comes up.
+                write(*(job if done else job.get()))
+                continue
+            # The oldest chunk is a worker's and not ready: rather than wait for it, the
+            # main process decides the next one itself (on a machine with as many cores
+            # as jobs, a process that only read and wrote would leave a core idle). So
+            # its share follows from the time reading and writing leave it, and neither
+            # it nor a worker waits on the other for a share fixed in advance.
+            step = take()
+            if step is not None:
+                queue.append((True, here(step[1]), None))
+                continue
+            # Nothing left to read: a worker's chunk that no worker has started is taken
+            # back and decided here, the last first; otherwise the main process would sit
+            # idle while a worker works through the chunks it was given ahead.
+            if read_all:
+                i = _take_back(queue, state)
+                if i is not None:
+                    queue[i] = (True, here(queue[i][2][0]), None)
                     continue
-                # Nothing left to read: a worker's chunk that no worker has started (each runs
-                # one at a time, in the order given, so those past the first `workers` not
-                # done) is decided here too, the last first, and the worker's copy, if it
-                # comes, is let go; otherwise the main process would sit idle while a worker
-                # works through the chunks it was given ahead.
-                if read_all:
-                    waiting = [i for i, (done, job, _) in enumerate(queue) if not done and not job.ready()]
-                    if len(waiting) > workers:
-                        i = waiting[-1]
-                        queue[i] = (True, here(queue[i][2]), None)
-                        continue
-                # As many chunks in hand as memory allows, or every one left in hand: wait.
-                job.wait()
+            # As many chunks in hand as memory allows, or every one left in hand: wait.
+            job.wait()
+    except BaseException:
+        # Interrupted, or a worker failed: stop at once.
+        pool.terminate()
+        raise
+    else:
+        # Every chunk is written, so every chunk a worker started is done, and the ones
+        # taken back are skipped. The workers are let finish rather than killed: a worker
+        # killed while it hands back a result would leave the pool's result queue locked, and
+        # the pool's own shutdown would wait on that lock for ever.
+        pool.close()
+        pool.join()
     finally:
         if spool is not None:
             shutil.rmtree(spool, ignore_errors=True)
     return totals
+
+
+def _take_back(queue: collections.deque, state) -> int | None:
+    """The index in `queue` of the last worker's chunk no worker has started, now taken
+    back from its worker; None if every one is started or done."""
+    with state.get_lock():
+        for i in range(len(queue) - 1, -1, -1):
+            done, job, held = queue[i]
+            if not done and state[held[1]] == GIVEN and not job.ready():
+                state[held[1]] = TAKEN_BACK
+                return i
+    return None
 
 
 def _spool_dir() -> str | None:
