@@ -8,6 +8,7 @@ whose absence leaves it unknown.
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import functools
 from typing import Any
@@ -108,11 +109,23 @@ def age(ctx: LineContext, unit: str | None) -> int:
     months = (day.year - born.year) * 12 + (day.month - born.month)
     # A month is completed on the same day of the month, or on the month's last day
     # when it has no such day (born January 31: one month old on February 28).
-    if day.day < born.day and (day + datetime.timedelta(days=1)).month == day.month:
+    if day.day < born.day and day.day < last_day_of_month(day.year, day.month):
         months -= 1
     if unit in ("month", "months"):
         return months
     return months // 12
+
+
+# Date arithmetic saturates at the calendar's first and last day (years 1 and 9999): a
+# date moved past either end is that end. A length of time a policy gives, or a date a
+# claim gives, can reach past them (`within 36500 months`, a date in the year 9999); a
+# comparison with the end then answers as it would with the true date, except on that
+# very day.
+FIRST_DAY, LAST_DAY = datetime.date.min, datetime.date.max
+
+
+def last_day_of_month(year: int, month: int) -> int:
+    return calendar.monthrange(year, month)[1]
 
 
 def months_before(day: datetime.date, months: int) -> datetime.date:
@@ -120,12 +133,19 @@ def months_before(day: datetime.date, months: int) -> datetime.date:
     total = day.year * 12 + (day.month - 1) - months
     year, month = divmod(total, 12)
     month += 1
-    for candidate in (day.day, 30, 29, 28):
-        try:
-            return datetime.date(year, month, candidate)
-        except ValueError:
-            continue
-    raise ValueError(day)
+    if year < FIRST_DAY.year:
+        return FIRST_DAY
+    if year > LAST_DAY.year:
+        return LAST_DAY
+    return datetime.date(year, month, min(day.day, last_day_of_month(year, month)))
+
+
+def add_days(day: datetime.date, days: float) -> datetime.date:
+    """`day` moved by `days`, saturating at the calendar's ends."""
+    try:
+        return day + datetime.timedelta(days=days)
+    except OverflowError:  # past the calendar, or a number of days no timedelta holds
+        return LAST_DAY if days > 0 else FIRST_DAY
 
 
 # Cached: conditions over periods ask it of the same few hundred dates of service and
@@ -138,8 +158,8 @@ def shift(day: datetime.date, amount: float, unit: str) -> datetime.date:
     if unit in ("year", "years"):
         return months_before(day, -int(amount) * 12)
     if unit in ("week", "weeks"):
-        return day + datetime.timedelta(days=amount * 7)
-    return day + datetime.timedelta(days=amount)
+        return add_days(day, amount * 7)
+    return add_days(day, amount)
 
 
 def within(subject, amount: float, unit: str, direction: str, anchor) -> bool:
@@ -193,10 +213,11 @@ def period_start(day: datetime.date, amount: float, unit: str) -> datetime.date:
     same day N months earlier, through the day.
     """
     if unit in ("day", "days"):
-        return day - datetime.timedelta(days=int(amount) - 1)
+        return add_days(day, 1 - int(amount))
     if unit in ("week", "weeks"):
-        return day - datetime.timedelta(days=int(amount * 7) - 1)
-    return shift(day, -amount, unit) + datetime.timedelta(days=1)
+        return add_days(day, 1 - int(amount * 7))
+    start = shift(day, -amount, unit)
+    return start if start == FIRST_DAY else add_days(start, 1)
 
 
 def earlier_units(ctx: LineContext, codes: Members, amount: float, unit: str) -> float:

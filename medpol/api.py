@@ -22,6 +22,7 @@ from medpol.compiler.check import check
 from medpol.compiler.decision import predicates_called
 from medpol.compiler.generate import generate
 from medpol.compiler.interpret import InterpretedPredicates
+from medpol.compiler.link import link, references
 from medpol.compiler.load import load
 from medpol.compiler.passages import SourceDocument
 from medpol.compiler.plan import UNKNOWN_SERVED
@@ -194,6 +195,11 @@ def compile_text(text: str, path: str = "<policy>", *, read_source=None) -> Comp
     model = resolve(policy)
     document, doc_path = _source_document(policy, read_source)
     diagnostics = check(model, document, doc_path)
+    # Criteria that read each other in a cycle would recurse for ever when a claim is
+    # decided: the library's linker finds them, here among the policy's own criteria
+    # (the policies it reads are linked, and checked, when they are loaded beside it).
+    others = frozenset(r.policy for r in references(model))
+    diagnostics += [d for d in link([model], others) if d.code == "reference-cycle"]
     errors = [d for d in diagnostics if d.severity == "error"]
     if errors:
         raise PolicyError(diagnostics, {path: text})

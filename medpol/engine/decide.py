@@ -24,7 +24,7 @@ from medpol.compiler.interpret import TraceNode, TraceStep
 from medpol.compiler.load import load_function, policy_traceback
 from medpol.compiler.plan import UNKNOWN_SERVED, Kind, Planner, decision_of, in_effect, rule_key
 from medpol.compiler.resolve import Model, in_members, resolve_targets
-from medpol.compiler.runtime import NO_LOOKBACK, NOTHING, LineContext, period_start, shift
+from medpol.compiler.runtime import NO_LOOKBACK, NOTHING, LineContext, last_day_of_month, period_start
 from medpol.dsl import ir
 from medpol.engine.claims import Claim, ClaimError, Line, LineError
 from medpol.engine.contract import claim_from
@@ -849,9 +849,11 @@ class _ClaimRun:
             amount = e.amounts[rule.id](ctx)
             if isinstance(amount, frozenset):
                 return amount, "the limit's amount needs " + ", ".join(sorted(amount))
-            if amount is NOTHING:
+            if amount is NOTHING or amount != amount:  # nothing, or not a number (NaN)
                 return None, "the limit's amount has no value"
-            amount = math.floor(amount)
+            if amount == _INFINITY:
+                return None, "the limit's amount is past any number of units"
+            amount = math.floor(amount) if amount != -_INFINITY else 0
         cap = amount
         if limit.unit == "vials":
             cap = amount * e.model.vial_units.get(p.code, 1)
@@ -896,11 +898,11 @@ def _period(period: str, length, length_unit, day: datetime.date) -> tuple[datet
     if period == "rolling":
         return period_start(day, length, length_unit), day
     if period == "calendar_month":
-        start = day.replace(day=1)
-        return start, shift(start, 1, "months") - datetime.timedelta(days=1)
+        return day.replace(day=1), day.replace(day=last_day_of_month(day.year, day.month))
     if period == "calendar_quarter":
-        start = datetime.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-        return start, shift(start, 3, "months") - datetime.timedelta(days=1)
+        first = 3 * ((day.month - 1) // 3) + 1
+        last = first + 2
+        return datetime.date(day.year, first, 1), datetime.date(day.year, last, last_day_of_month(day.year, last))
     if period == "calendar_year":
         return datetime.date(day.year, 1, 1), datetime.date(day.year, 12, 31)
     return day, day
@@ -1026,6 +1028,7 @@ def _dedupe(reasons: list[dict]) -> list[dict]:
 
 
 _RULE = operator.itemgetter("rule")
+_INFINITY = math.inf
 _HCPCS = operator.attrgetter("hcpcs")
 _NOT_GOVERNED: Any = object()  # a line no rule decides, in a claim's plan
 

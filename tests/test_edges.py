@@ -1,0 +1,69 @@
+"""Claims and policies at the edges of what medpol reads: dates at the calendar's ends, units
+past any limit, criteria that read themselves. Each claim is decided (or the policy refused
+with a diagnostic), and the rest of the batch goes on."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+
+from medpol.api import load_policy
+from medpol.batch import local as batch
+from medpol.dsl.diagnostics import PolicyError
+
+ROOT = Path(__file__).resolve().parent.parent
+EDGES = ROOT / "tests" / "fixtures" / "edges"
+POLICIES = ROOT / "policies"
+EXAMPLES = ROOT / "tests" / "fixtures" / "contract" / "claims.jsonl"
+
+
+def decided(policy_name: str, raws: list[bytes]) -> list[dict]:
+    policy = load_policy(POLICIES / policy_name)
+    out = io.BytesIO()
+    chunks = batch.jsonl_chunks(io.BytesIO(b"\n".join(raws) + b"\n"), 4)
+    batch.decide_stream(policy, chunks, out, jobs=1, typed=True)
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_dates_at_the_calendar_ends_are_decided_and_the_batch_goes_on():
+    # A service date in the year 9999 (a monthly limit's period ends past the calendar) and
+    # a written order in the year 1 (six months before it is before the calendar).
+    edges = [(EDGES / name).read_bytes().strip() for name in ("service-date-9999.jsonl", "written-order-0001.jsonl")]
+    examples = EXAMPLES.read_bytes().splitlines()
+    decisions = decided("external-infusion-pump.policy", [edges[0], *examples, edges[1]])
+    assert len(decisions) == len(examples) + 2
+    assert [d["claim"] for d in decisions[:1] + decisions[-1:]] == ["date-9999", "wo-0001"]
+    # The written order in the year 1 is not within the months the policy asks: a denial.
+    assert decisions[-1]["lines"][0]["outcome"] == "denied"
+    assert all(line["outcome"] != "error" for d in decisions for line in d["lines"])
+
+
+@pytest.mark.parametrize("name", ["osteo-refill-0001.jsonl", "osteo-first-9999.jsonl", "osteo-e0747-start-0001.jsonl"])
+def test_date_arithmetic_of_an_lcd_at_the_calendar_ends(name):
+    (decision,) = decided("osteogenesis-stimulators.policy", [(EDGES / name).read_bytes().strip()])
+    assert all(line["outcome"] in ("covered", "denied", "pending") for line in decision["lines"])
+
+
+def test_units_past_any_limit_are_a_limit_without_end_not_a_failure():
+    # A4559's quantity limit is worked out from the line's units; 1e308 units make it infinite.
+    (decision,) = decided("osteogenesis-stimulators.policy", [(EDGES / "osteo-units-huge.jsonl").read_bytes().strip()])
+    assert [line["outcome"] for line in decision["lines"]] == ["covered", "covered"]
+
+
+def test_criteria_that_read_themselves_are_refused_when_the_policy_is_compiled(tmp_path):
+    text = (POLICIES / "osteogenesis-stimulators.policy").read_text()
+    anchor = "    nonunion\n    nonunion_radiographs\n"
+    assert anchor in text
+    for source in POLICIES.glob("*.txt"):
+        shutil.copy(source, tmp_path)
+    path = tmp_path / "osteogenesis-stimulators.policy"
+    path.write_text(text.replace(anchor, anchor + "    ultrasonic_criteria\n", 1))
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    (cycle,) = [d for d in err.value.diagnostics if d.code == "reference-cycle"]
+    assert "ultrasonic_criteria -> osteogenesis-stimulators.ultrasonic_criteria" in cycle.message
+    assert cycle.path == str(path) and cycle.line > 1
