@@ -405,3 +405,63 @@ def test_a_finished_run_lets_its_workers_finish_and_none_decides_a_chunk_taken_b
     by_workers = [line.split()[0] for line in log.read_text().splitlines()]  # complete: the workers have exited
     assert by_workers and here  # both decided chunks
     assert sorted(by_workers + here) == sorted(orjson.loads(raw)["id"] for _, [raw] in chunks)
+
+
+def _csv_decisions(data: bytes) -> list[dict]:
+    from medpol.batch import local
+
+    policy = load_policy(POLICY)
+    out = io.BytesIO()
+    local.decide_stream(policy, local.csv_chunks(io.BytesIO(data), 10), out, jobs=1)
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_csv_with_a_byte_order_mark_reads_its_first_column():
+    claims = generate(3, 4)
+    plain = _csv_decisions(to_csv(claims).encode())
+    assert _csv_decisions(b"\xef\xbb\xbf" + to_csv(claims).encode()) == plain
+    assert [d["claim"] for d in plain] == [c["id"] for c in claims]
+
+
+def test_a_csv_row_with_bytes_that_are_not_utf8_is_that_lines_error_and_the_batch_goes_on():
+    claims = generate(400, 4)  # the bad row lies far past the decoder's first block
+    text = to_csv(claims).encode()
+    rows = text.split(b"\n")
+    bad = len(rows) - 3
+    rows[bad] = rows[bad].replace(b"commercial", b"commer\xffcial", 1).replace(b"medicare", b"medi\xffcare", 1)
+    decisions = _csv_decisions(b"\n".join(rows))
+    assert len(decisions) == len(claims)
+    errors = [line for d in decisions for line in d["lines"] if line["outcome"] == "error"]
+    assert errors and all("not UTF-8" in line["message"] for line in errors)
+    assert f"row {bad + 1}:" in errors[-1]["message"]
+
+
+def test_a_long_csv_cell_is_read_whole():
+    claims = generate(2, 4)
+    claims[0]["facts"]["note"] = "x" * 200_000  # past csv's own limit of 131,072 characters
+    (first, second) = _csv_decisions(to_csv(claims).encode())
+    assert first["claim"] == claims[0]["id"] and second["claim"] == claims[1]["id"]
+    assert any("facts.note" in w for w in first["warnings"])  # read, and named as a fact no policy declares
+
+
+def test_a_csv_column_medpol_does_not_know_is_warned_of_not_dropped():
+    claims = generate(2, 4)
+    text = to_csv(claims).replace(",units,", ",unit,", 1)
+    decisions = _csv_decisions(text.encode())
+    named = [w for d in decisions for w in d.get("warnings", ()) if "unit`" in w]
+    assert named and all(w.startswith("`lines[") and ".unit` is not a field" in w for w in named)
+
+
+@pytest.mark.parametrize("units", ["nan", "inf", "-inf", "1e400"])
+def test_csv_units_that_are_not_a_finite_number_are_that_lines_error(units):
+    claims = generate(1, 4)
+    rows = list(csv.DictReader(io.StringIO(to_csv(claims))))
+    rows[0]["units"] = units
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (decision,) = _csv_decisions(table.getvalue().encode())
+    line = decision["lines"][0]
+    assert (line["outcome"], line["field"]) == ("error", "lines[0].units")
+    assert f"{units}' is not a number" in line["message"]

@@ -16,6 +16,7 @@ import csv
 import gc
 import io
 import itertools
+import math
 import multiprocessing
 import operator
 import os
@@ -66,8 +67,12 @@ def csv_claims(stream) -> Iterator[object]:
     Claim-level columns are read from a claim's first row; `diagnoses` and `modifiers` are
     separated by `;`; `facts`, `line_facts` and `history` hold JSON.
     """
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
-    reader = csv.DictReader(text)
+    # utf-8-sig: a byte-order mark some spreadsheets write is not part of the first column's
+    # name. Bytes that are not UTF-8 are kept as escapes, so that only their row is in error.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    # A cell may hold a claim's whole facts or history as JSON, past csv's default limit.
+    csv.field_size_limit(_CSV_CELL_LIMIT)
+    reader = csv.DictReader(text, restkey=PAST_THE_HEADER)
     claim: dict | None = None
     for row_number, row in enumerate(reader, 2):
         claim_id = row.get("claim_id") or ""
@@ -80,10 +85,36 @@ def csv_claims(stream) -> Iterator[object]:
         yield claim
 
 
+CSV_COLUMNS = frozenset(
+    (
+        "claim_id",
+        "member_id",
+        "birth_date",
+        "line_of_business",
+        "licensed_in_state",
+        "diagnoses",
+        "seq",
+        "hcpcs",
+        "modifiers",
+        "service_date",
+        "units",
+        "place_of_service",
+        "line_facts",
+        "facts",
+        "history",
+    )
+)
+# Where csv puts the cells of a row past its header's columns: a line field of that name,
+# which the claim reader warns of as a field it ignored.
+PAST_THE_HEADER = "cells past the header"
+_CSV_CELL_LIMIT = 2**31 - 1
+
+
 def _line_or_problem(row: dict, row_number: int) -> dict:
     """A claim line from a row; a cell that cannot be read stays in the line, for the claim
     reader to name in that line's `error` decision, so the batch goes on."""
     try:
+        _check_text(row)
         return _line_from_row(row)
     except ValueError as err:
         return {
@@ -92,6 +123,16 @@ def _line_or_problem(row: dict, row_number: int) -> dict:
             "service_date": row.get("service_date"),
             "units": f"row {row_number}: {err}",
         }
+
+
+def _check_text(row: dict) -> None:
+    """Raise ValueError if a cell of the row held bytes that are not UTF-8."""
+    for value in row.values():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("bytes not UTF-8") from None
 
 
 def _int_or_text(value):
@@ -141,7 +182,9 @@ def _line_from_row(row: dict) -> dict:
         try:
             number = float(units)
         except ValueError:
-            raise ValueError(f"`{units[:20]}` is not a number") from None
+            number = math.nan
+        if not math.isfinite(number):  # float() also reads nan, inf and 1e400
+            raise ValueError(f"`{units[:20]}` is not a number")
         line["units"] = int(number) if number.is_integer() else number
     modifiers = [m.strip() for m in (row.get("modifiers") or "").split(";") if m.strip()]
     if modifiers:
@@ -151,6 +194,11 @@ def _line_from_row(row: dict) -> dict:
     facts = _json_cell(row.get("line_facts"), None)
     if facts is not None:
         line["facts"] = facts
+    # A column medpol does not know (a misspelt `unit`) is kept on the line, where the claim
+    # reader warns that it was ignored, rather than dropped without a word.
+    for column, value in row.items():
+        if column not in CSV_COLUMNS:
+            line[column if column is not None else PAST_THE_HEADER] = value
     return line
 
 
