@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -89,8 +91,9 @@ def _need_fhir() -> None:
         _stop("FHIR needs the fhir extra (fhir.resources not installed): pip install 'medpol[fhir]'")
 
 
-def _write(resources: list[dict], out_path: str | None) -> None:
-    if len(resources) == 1:
+def _write(resources: list[dict], out_path: str | None, as_lines: bool = False) -> None:
+    """One resource indented, or JSON Lines: always with `as_lines`, else when there are several."""
+    if len(resources) == 1 and not as_lines:
         data = orjson.dumps(resources[0], option=orjson.OPT_INDENT_2) + b"\n"
     else:
         data = b"".join(orjson.dumps(r) + b"\n" for r in resources)
@@ -134,9 +137,13 @@ def questionnaire_cmd(policy: str, out_path: str | None, base: str | None) -> No
 @click.option("--out", "out_path", default=None, help="Write the Claims to this file instead of stdout.")
 def claim_cmd(paths: tuple[str, ...], out_path: str | None) -> None:
     """Write each claim of CLAIMS (.json or .jsonl) as a FHIR Claim, facts as a contained
-    QuestionnaireResponse typed by POLICY's facts (a policy file or a folder of policies)."""
+    QuestionnaireResponse typed by POLICY's facts (a policy file or a folder of policies).
+
+    A claim that cannot be written is told on stderr, by its line and id, with the field at
+    fault; the other claims are still written, and the exit status is then 2.
+    """
     _need_fhir()
-    from medpol.cli.main import _load, _load_library, _read_claims, _Unreadable
+    from medpol.cli.main import _load, _load_library
     from medpol.service.fhir import FhirError, claim_to_fhir, fact_types
 
     if len(paths) < 2:
@@ -150,11 +157,74 @@ def claim_cmd(paths: tuple[str, ...], out_path: str | None) -> None:
         compiled = _load_library(policies, None)
     types = fact_types(compiled)
     resources = []
-    for number, claim in enumerate(_read_claims(claims), 1):
-        if isinstance(claim, _Unreadable):
-            _stop(claim.message)
+    given = failed = 0
+    for where, claim, unreadable in _numbered_claims(claims):
+        given += 1
+        if unreadable is not None:
+            failed += 1
+            click.echo(f"error: {where}: not valid JSON: {unreadable}", err=True)
+            continue
+        ignored: list[str] = []
         try:
-            resources.append(claim_to_fhir(claim, types))
+            resources.append(claim_to_fhir(claim, types, ignored))
         except (FhirError, KeyError, TypeError, ValueError) as err:
-            _stop(f"{claims}: claim {number} cannot be written as a FHIR Claim: {err}")
-    _write(resources, out_path)
+            failed += 1
+            click.echo(f"error: {where}: {_claim_named(claim)} cannot be written as a FHIR Claim: {err}", err=True)
+            continue
+        for field in ignored:
+            # Decided, such a field is ignored with a warning; written, it would be lost unseen.
+            click.echo(
+                f"warning: {where}: {_claim_named(claim)}: `{field}` is not a field of a claim and was not written",
+                err=True,
+            )
+    # The shape follows the input, not how many claims could be written: JSON Lines stay JSON
+    # Lines when all but one of them fail.
+    _write(resources, out_path, as_lines=given != 1)
+    if failed:
+        written = len(resources)
+        as_what = "a FHIR Claim" if failed == 1 else "FHIR Claims"
+        click.echo(
+            f"error: {claims if claims != '-' else '<stdin>'}: {failed} of {given} claim{'s' if given != 1 else ''} "
+            f"could not be written as {as_what}; {written} {'was' if written == 1 else 'were'} written",
+            err=True,
+        )
+        sys.exit(2)
+
+
+def _numbered_claims(source: str) -> Iterator[tuple[str, Any, str | None]]:
+    """Each claim of a .json file (one claim) or of JSON Lines (`-`: stdin), with where it is
+    (`FILE:LINE`, or the .json file) and, for text that is not JSON, why not (the claim None)."""
+    if source == "-":
+        yield from _json_lines(sys.stdin.buffer, "<stdin>")
+        return
+    path = Path(source)
+    try:
+        if path.suffix == ".json":
+            try:
+                yield source, orjson.loads(path.read_bytes()), None
+            except orjson.JSONDecodeError as err:
+                yield source, None, str(err)
+            return
+        with path.open("rb") as stream:
+            yield from _json_lines(stream, source)
+    except OSError as err:
+        raise click.UsageError(f"cannot read `{source}`: {err.strerror}") from None
+
+
+def _json_lines(stream, name: str) -> Iterator[tuple[str, Any, str | None]]:
+    # Numbered by the file's lines, blank ones included, so that a message points at its line.
+    for number, raw in enumerate(stream, 1):
+        if not raw.strip():
+            continue
+        try:
+            yield f"{name}:{number}", orjson.loads(raw), None
+        except orjson.JSONDecodeError as err:
+            yield f"{name}:{number}", None, str(err)
+
+
+def _claim_named(claim: Any) -> str:
+    """`claim ID` when the claim has a string id, else `the claim`."""
+    from medpol.engine.claims import _show
+
+    claim_id = claim.get("id") if isinstance(claim, dict) else None
+    return f"claim {_show(claim_id)}" if isinstance(claim_id, str) and claim_id else "the claim"

@@ -531,15 +531,47 @@ def questionnaire_response(facts: dict, types: dict, questionnaire_url: str | No
     return resource
 
 
-def claim_to_fhir(claim: dict, types: dict) -> dict:
+def _contract_claim(claim: Any):
+    """The claim as the claims contract reads it; FhirError naming the field, in the contract's
+    words, when the contract refuses it. The writer below takes the fields as given, so it only
+    meets claims of the contract's shape."""
+    from medpol.engine.claims import ClaimError, LineError, read_claim
+
+    try:
+        read = read_claim(claim)
+    except ClaimError as err:
+        raise FhirError(err.field, err.message) from None
+    for line in read.lines:
+        if isinstance(line, LineError):
+            # Decided, such a line is an error of its own; here it has no item to become,
+            # and the Claim written without it would lose it unseen.
+            raise FhirError(line.field, line.message)
+    return read
+
+
+def claim_to_fhir(claim: Any, types: dict, ignored: list[str] | None = None) -> dict:
     """A contract claim as a FHIR Claim, its Patient, Coverage and QuestionnaireResponse contained.
 
-    Line facts and `history` have no place here: a claim that carries them is not written."""
-    for line in claim.get("lines", ()):
+    A claim the claims contract refuses raises FhirError naming the field. Line facts,
+    `history` and a supplier not licensed in its state have no place here: a claim that
+    carries them is not written. Fields the contract does not know are not written either;
+    their names are added to `ignored`, when given, to be told."""
+    read = _contract_claim(claim)
+    for i, line in enumerate(claim["lines"]):
         if line.get("facts"):
-            raise FhirError(f"lines[{line.get('seq')}].facts", "line facts have no place in a FHIR Claim")
+            raise FhirError(f"lines[{i}].facts", "line facts have no place in a FHIR Claim")
     if claim.get("history"):
         raise FhirError("history", "earlier paid lines have no place in a FHIR Claim")
+    if not read.supplier_licensed_in_state:
+        raise FhirError(
+            "supplier.licensed_in_state", "a supplier not licensed in its state has no place in a FHIR Claim"
+        )
+    if not _is_id(read.id):
+        from medpol.engine.claims import _show
+
+        raise FhirError("id", f"{_show(read.id)} cannot be a FHIR Claim's id (at most 64 letters, digits, `-` and `.`)")
+    if ignored is not None:
+        ignored.extend(read.ignored_fields)
     member = claim["member"]
     contained: list[dict] = [
         {
