@@ -266,36 +266,135 @@ def _tagged(policy, verdict: dict, path: list | None = None) -> dict:
 
 def read_settings(folder: Path) -> tuple[dict, list[Diagnostic]]:
     """The library's own settings (`library.toml` beside its policies), if it has any."""
-    path = folder / "library.toml"
+    settings, problems, _text = _read_settings(folder / "library.toml")
+    return settings, problems
+
+
+_SETTINGS = ("name", "precedence")
+# tomllib ends each message with where it stopped, in one of these two forms.
+_TOML_AT = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
+_TOML_KEY = r"\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|[A-Za-z0-9_-]+"
+_KEY_LINE = re.compile(rf"[ \t]*({_TOML_KEY})[ \t]*[.=]")
+_TABLE_LINE = re.compile(rf"[ \t]*\[\[?[ \t]*({_TOML_KEY})[ \t]*[.\]]")
+
+
+def _read_settings(path: Path) -> tuple[dict, list[Diagnostic], str | None]:
+    """The settings in `path`, their problems, and the text the problems point into."""
     if not path.is_file():
-        return {}, []
+        return {}, [], None
+    shown = str(path)
     try:
-        settings = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        line = getattr(err, "lineno", 1) or 1
-        column = getattr(err, "colno", 1) or 1
-        return {}, [Diagnostic(str(path), line, column, "bad-library-settings", f"cannot read the settings: {err}")]
+        data = path.read_bytes()
+    except OSError as err:
+        return {}, [Diagnostic(shown, 1, 1, "bad-library-settings", f"cannot read the settings: {err}")], None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, column = _position_after(data[: err.start].decode("utf-8"))
+        problem = Diagnostic(shown, line, column, "bad-library-settings", f"cannot read the settings: {err}")
+        return {}, [problem], data.decode("utf-8", errors="replace")
+    try:
+        settings = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line, column, message = _toml_error(err, text)
+        problem = Diagnostic(shown, line, column, "bad-library-settings", f"cannot read the settings: {message}")
+        return {}, [problem], text
     problems: list[Diagnostic] = []
-    unknown = sorted(set(settings) - {"name", "precedence"})
-    for key in unknown:
-        problems.append(
-            Diagnostic(
-                str(path), 1, 1, "bad-library-settings", f"`{key}` is not a setting", help="settings: name, precedence"
-            )
-        )
+
+    def at_key(key: str, message: str, help: str | None = None) -> None:
+        line, column, width = _key_position(text, key)
+        problems.append(Diagnostic(shown, line, column, "bad-library-settings", message, width=width, help=help))
+
+    # A setting that does not hold is dropped: a caller that goes on uses the default.
+    for key in settings:
+        if key not in _SETTINGS:
+            at_key(key, f"`{key}` is not a setting", help="settings: " + ", ".join(_SETTINGS))
+    name = settings.get("name")
+    if name is not None and not isinstance(name, str):
+        at_key("name", "`name` must be a string")
+        del settings["name"]
     precedence = settings.get("precedence")
     if precedence is not None:
         if not isinstance(precedence, list) or sorted(map(str, precedence)) != sorted(LIBRARY_PRECEDENCE):
-            problems.append(
-                Diagnostic(
-                    str(path),
-                    1,
-                    1,
-                    "bad-library-settings",
-                    "`precedence` must order every outcome once: " + ", ".join(f'"{w}"' for w in LIBRARY_PRECEDENCE),
-                )
+            at_key(
+                "precedence",
+                "`precedence` must order every outcome once: " + ", ".join(f'"{w}"' for w in LIBRARY_PRECEDENCE),
             )
-    return settings, problems
+            del settings["precedence"]
+    return settings, sorted(problems), text
+
+
+def _toml_error(err: tomllib.TOMLDecodeError, text: str) -> tuple[int, int, str]:
+    """Where tomllib stopped, as line and column, and its message without the position.
+
+    Its message is the only place tomllib gives the position on every Python medpol supports.
+    """
+    message = str(err)
+    found = _TOML_AT.search(message)
+    if found is None:
+        return 1, 1, message
+    message = message[: found.start()]
+    if message[1:2].islower():
+        message = message[0].lower() + message[1:]  # messages start in lower case
+    if found.group(1) is not None:
+        return int(found.group(1)), int(found.group(2)), message
+    # At the end of the document: just past its last character, as a policy's early end is shown.
+    line, column = _position_after(text.rstrip())
+    return line, column, message
+
+
+def _position_after(before: str) -> tuple[int, int]:
+    """The line and column just past `before`, counting lines as a diagnostic shows them."""
+    start = before.rfind("\n") + 1
+    return before.count("\n") + 1, len(before) - start + 1
+
+
+def _key_position(text: str, key: str) -> tuple[int, int, int]:
+    """The line, column and width of the top-level `key` where the settings file sets it.
+
+    tomllib keeps no positions, so the file's lines are read for it: the key starts a line
+    before any table (`key = ...`, `key.part = ...`), or is the first name of a table
+    (`[key]`, `[key.part]`, `[[key]]`). A line counts only where the lines before it read as
+    TOML on their own: a line inside a multi-line string or array is not a key's.
+    """
+    lines = text.split("\n")
+    in_root = True
+    for number, line in enumerate(lines):
+        table = _TABLE_LINE.match(line)
+        found = table or (_KEY_LINE.match(line) if in_root else None)
+        if found is None or not _reads("\n".join(lines[:number])):
+            continue
+        if table is not None:
+            in_root = False  # the keys that follow are the table's
+        if _key_name(found.group(1)) == key:
+            return number + 1, found.start(1) + 1, len(found.group(1))
+    return 1, 1, 1
+
+
+def _reads(text: str) -> bool:
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return False
+    return True
+
+
+def _key_name(written: str) -> str:
+    """A key as written (bare or quoted) as the name tomllib gives it."""
+    if written[0] not in "\"'":
+        return written
+    try:
+        return next(iter(tomllib.loads(f"{written} = 0")))
+    except tomllib.TOMLDecodeError:
+        return written
+
+
+def _settings_text(path: Path) -> str | None:
+    """A settings file's text, to show under its problems."""
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return None
 
 
 def load_library(paths: Iterable[str | os.PathLike], known_at: datetime.date | None = None, warn=None) -> Library:
@@ -313,9 +412,14 @@ def load_library(paths: Iterable[str | os.PathLike], known_at: datetime.date | N
     paths = [str(p) for p in paths]
     files = files_under(tuple(paths), "*.policy")
     folders = [Path(p) for p in paths if Path(p).is_dir()]
-    settings, problems = read_settings(folders[0]) if len(folders) == 1 else ({}, [])
-    diagnostics: list[Diagnostic] = list(problems)
+    settings: dict = {}
+    diagnostics: list[Diagnostic] = []
     sources: dict[str, str] = {}
+    if len(folders) == 1:
+        settings_path = folders[0] / "library.toml"
+        settings, diagnostics, settings_text = _read_settings(settings_path)
+        if settings_text is not None:
+            sources[str(settings_path)] = settings_text  # so its problems show the line, with a caret
     compiled = []
     for file in files:
         try:
@@ -438,9 +542,11 @@ def check_files(
     """Every problem `medpol check` reports for `files`: each policy's own, then those
     between it and the rest of its library (the policies beside it in its folder).
 
-    Returns (path, diagnostics, text) per file, in the order given, and the problems of the
-    folders' library settings. `texts` gives the text of a policy by its path where it is
-    not the file's (a policy being edited): it is checked, and read by the library, as given.
+    Returns (path, diagnostics, text) per file, in the order given, then one for each
+    folder's library settings (`library.toml`) with problems, so that they are shown with
+    their text as a policy's are; and an empty list, where callers once found the settings'
+    problems apart from the files. `texts` gives the text of a policy by its path where it
+    is not the file's (a policy being edited): it is checked, and read by the library, as given.
     """
     from medpol.api import check_file, check_text
 
@@ -459,5 +565,6 @@ def check_files(
             diagnostics, text = check_file(path)
         diagnostics = [d for d in diagnostics if (d.path, d.code, d.message) not in read_elsewhere]
         checked.append((path, diagnostics + linked.pop(path, []), text))
-    rest = [d for ds in linked.values() for d in ds]  # the library's settings
-    return checked, rest
+    for path, diagnostics in linked.items():  # the library's settings
+        checked.append((path, diagnostics, _settings_text(Path(path))))
+    return checked, []
