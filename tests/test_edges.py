@@ -67,3 +67,18 @@ def test_criteria_that_read_themselves_are_refused_when_the_policy_is_compiled(t
     (cycle,) = [d for d in err.value.diagnostics if d.code == "reference-cycle"]
     assert "ultrasonic_criteria -> osteogenesis-stimulators.ultrasonic_criteria" in cycle.message
     assert cycle.path == str(path) and cycle.line > 1
+
+
+@pytest.mark.parametrize("code", [9039, None, "", "  "])
+def test_a_line_whose_code_cannot_be_read_is_one_its_base_and_dependents_depend_on(code):
+    # The pump serves the drug of line 2 and the supply follows the pump; with line 2's code
+    # unreadable, neither can be decided, and asking for the drug (pending) would ask the
+    # provider for what is not the problem.
+    claim = orjson.loads((EDGES / "hcpcs-not-string.jsonl").read_bytes())
+    claim["lines"][1]["hcpcs"] = code
+    (decision,) = decided("external-infusion-pump.policy", [orjson.dumps(claim)])
+    pump, drug, supply = decision["lines"]
+    assert drug["outcome"] == "error" and drug["field"] == "lines[1].hcpcs"
+    for line in (pump, supply):
+        assert line["outcome"] == "error" and line["field"] == "lines[1].hcpcs"
+        assert line["message"].startswith("depends on line 2, which is in error: lines[1].hcpcs: ")

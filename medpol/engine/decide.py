@@ -310,9 +310,10 @@ class Engine:
         broken_served: list[dict] = []
         if len(prepared) < len(out):
             # A line in error still says what it was: dependents depend on their base, and a
-            # base on the items it serves, so those lines cannot be decided without it.
-            broken_bases = [d for d in out if d is not None and d["hcpcs"] in self.bases]
-            broken_served = [d for d in out if d is not None and d["hcpcs"] in self.served]
+            # base on the items it serves, so those lines cannot be decided without it. A line
+            # whose code could not be read may be either.
+            broken_bases = [d for d in out if d is not None and (d["hcpcs"] is None or d["hcpcs"] in self.bases)]
+            broken_served = [d for d in out if d is not None and (d["hcpcs"] is None or d["hcpcs"] in self.served)]
         for p in bases:
             out[p.index] = _depends(p, broken_served) or run.decide_base(p)
         order = prepared if shape.order is None else [prepared[i] for i in shape.order]

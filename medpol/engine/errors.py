@@ -38,6 +38,12 @@ def line_error(seq, hcpcs: str | None, field: str, message: str) -> dict:
     return {"seq": seq, "hcpcs": hcpcs, "outcome": "error", "field": field, "message": f"{field}: {message}"}
 
 
+def _line(decision: dict) -> str:
+    """A line as a message names it: its seq, and its code when it could be read."""
+    code = decision["hcpcs"]
+    return f"{decision['seq']} ({code})" if code is not None else f"{decision['seq']}"
+
+
 def depends_error(seq, hcpcs: str | None, broken: dict) -> dict:
     """The error decision of a line that cannot be decided because a line it depends on
     (its base, or the item a base serves) is in error: it names that line and its field."""
@@ -46,5 +52,5 @@ def depends_error(seq, hcpcs: str | None, broken: dict) -> dict:
         "hcpcs": hcpcs,
         "outcome": "error",
         "field": broken.get("field"),
-        "message": f"depends on line {broken['seq']} ({broken['hcpcs']}), which is in error: {broken['message']}",
+        "message": f"depends on line {_line(broken)}, which is in error: {broken['message']}",
     }
