@@ -171,6 +171,9 @@ def _source_document(policy: ir.Policy, read_source=None) -> tuple[SourceDocumen
         text = read_source(policy.source)
         return (SourceDocument(text) if text is not None else None), doc_path
     try:
+        # A regular file only: a device (/dev/zero) would be read for ever, a pipe waited on.
+        if not os.path.isfile(doc_path):
+            return None, doc_path
         with open(doc_path, encoding="utf-8") as fh:
             return SourceDocument(fh.read()), doc_path
     except (OSError, ValueError):

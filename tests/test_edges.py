@@ -82,3 +82,36 @@ def test_a_line_whose_code_cannot_be_read_is_one_its_base_and_dependents_depend_
     for line in (pump, supply):
         assert line["outcome"] == "error" and line["field"] == "lines[1].hcpcs"
         assert line["message"].startswith("depends on line 2, which is in error: lines[1].hcpcs: ")
+
+
+def test_a_source_document_that_is_not_a_file_is_reported_not_read(tmp_path):
+    # /dev/zero never ends: read, it would hold the checker for ever.
+    text = (POLICIES / "external-infusion-pump.policy").read_text()
+    depth = "../" * len(tmp_path.parts)
+    path = tmp_path / "p.policy"
+    path.write_text(text.replace('source "external-infusion-pump-rev22.txt"', f'source "{depth}dev/zero"', 1))
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert [d.code for d in err.value.diagnostics if d.severity == "error"] == ["missing-source"]
+
+
+def test_history_import_of_a_folder_that_cannot_be_read_says_so(tmp_path):
+    from medpol.history.revisions import RefError, import_history
+
+    with pytest.raises(RefError, match="cannot read the folder .*No such file"):
+        import_history(str(tmp_path / "missing"), str(tmp_path / "repo" / "p.policy"))
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "p.policy").write_bytes(b'policy p "P"\n\xff\n')
+    with pytest.raises(RefError, match="is not UTF-8 text"):
+        import_history(str(archive), str(tmp_path / "repo" / "p.policy"))
+
+
+def test_new_with_a_name_the_file_system_refuses_says_so(tmp_path):
+    import datetime
+
+    from medpol.authoring.scaffold import ScaffoldError, create
+
+    with pytest.raises(ScaffoldError, match="cannot write .*File name too long"):
+        create("a-" + "b" * 300, tmp_path, datetime.date(2026, 1, 1))
+    assert list(tmp_path.iterdir()) == []  # nothing half-written

@@ -82,17 +82,22 @@ def create(name: str, directory: Path, today: datetime.date) -> list[Path]:
         )
     policy = directory / f"{name}.policy"
     tests = directory / f"{name}.tests.yaml"
-    existing = [p for p in (policy, tests) if p.exists()]
-    if existing:
-        raise ScaffoldError(f"`{existing[0]}` already exists; medpol new never overwrites a file")
-    directory.mkdir(parents=True, exist_ok=True)
-    # `x` mode: a file that appeared since the check above is still not overwritten.
-    with policy.open("x", encoding="utf-8") as fh:
-        fh.write(policy_text(name, title_of(name), today))
+    try:
+        existing = [p for p in (policy, tests) if p.exists()]
+        if existing:
+            raise ScaffoldError(f"`{existing[0]}` already exists; medpol new never overwrites a file")
+        directory.mkdir(parents=True, exist_ok=True)
+        # `x` mode: a file that appeared since the check above is still not overwritten.
+        with policy.open("x", encoding="utf-8") as fh:
+            fh.write(policy_text(name, title_of(name), today))
+    except OSError as err:  # a name too long for the file system, a folder that cannot be made
+        raise ScaffoldError(f"cannot write `{err.filename or policy}`: {err.strerror}") from None
     try:
         with tests.open("x", encoding="utf-8") as fh:
             fh.write(tests_text(name, today))
-    except FileExistsError:
+    except OSError as err:
         policy.unlink()
-        raise ScaffoldError(f"`{tests}` already exists; medpol new never overwrites a file") from None
+        if isinstance(err, FileExistsError):
+            raise ScaffoldError(f"`{tests}` already exists; medpol new never overwrites a file") from None
+        raise ScaffoldError(f"cannot write `{tests}`: {err.strerror}") from None
     return [policy, tests]

@@ -271,12 +271,20 @@ def import_history(folder: str, into: str, author: str | None = None) -> list[Re
     """
     import git
 
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix == ".policy")
+    try:
+        files = sorted(p for p in Path(folder).iterdir() if p.suffix == ".policy")
+    except OSError as err:
+        raise RefError(f"cannot read the folder `{folder}`: {err.strerror}") from None
     if not files:
         raise RefError(f"`{folder}` holds no .policy files")
     found = []
     for file in files:
-        text = file.read_text(encoding="utf-8")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise RefError(f"`{file}` is not UTF-8 text (byte {err.start + 1})") from None
+        except OSError as err:
+            raise RefError(f"cannot read `{file}`: {err.strerror}") from None
         head = header(text)
         if head is None:
             raise RefError(f"`{file}` has no revision header (`revision N dated YYYY-MM-DD effective YYYY-MM-DD`)")
