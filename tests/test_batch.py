@@ -465,3 +465,19 @@ def test_csv_units_that_are_not_a_finite_number_are_that_lines_error(units):
     line = decision["lines"][0]
     assert (line["outcome"], line["field"]) == ("error", "lines[0].units")
     assert f"{units}' is not a number" in line["message"]
+
+
+def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_its_claim():
+    from medpol.batch import local
+
+    policy = load_policy(POLICY)
+    claims = [orjson.dumps(c) for c in generate(3, 4)]
+
+    def decisions(data: bytes) -> bytes:
+        out = io.BytesIO()
+        local.decide_stream(policy, local.jsonl_chunks(io.BytesIO(data), 2), out, jobs=1, typed=True)
+        return out.getvalue()
+
+    plain = decisions(b"\n".join(claims))
+    assert decisions("\ufeff".encode() + b"\n".join(claims)) == plain
+    assert b'"error"' not in plain
