@@ -121,6 +121,10 @@ def _arith_type(model: Model, node: ir.Arith, report: Report) -> Type | None:
             report(node, "unit-mismatch", f"cannot add or subtract {words(ld)} and {words(rd)}")
             return None
         return ("number", ld or rd)
+    if op == "/" and isinstance(node.right, ir.Quantity) and node.right.value == 0:
+        # Dividing by nothing has no value, so a limit worked out this way would never hold.
+        report(node.right, "division-by-zero", "division by zero: the amount has no value")
+        return None
     return ("number", _combine(ld, rd, 1 if op == "*" else -1))
 
 

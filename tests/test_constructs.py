@@ -221,6 +221,7 @@ def test_none_is_only_for_a_date_or_none_fact():
         ("order_date > 3", "type-mismatch"),
         ("insulin_treated within 6 months before order_date", "type-mismatch"),
         ("visit_date is none and order_date is none", "type-mismatch"),
+        ("supply_months * 3 months / 0 months > 1", "division-by-zero"),
     ],
 )
 def test_units_and_types_are_checked(condition, code):
