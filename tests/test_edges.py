@@ -115,3 +115,27 @@ def test_new_with_a_name_the_file_system_refuses_says_so(tmp_path):
     with pytest.raises(ScaffoldError, match="cannot write .*File name too long"):
         create("a-" + "b" * 300, tmp_path, datetime.date(2026, 1, 1))
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.parametrize(("fact", "day"), [("written_order_date", "0001-01-01"), ("face_to_face_date", "9999-12-31")])
+def test_why_not_at_the_calendar_ends_offers_routes_without_failing(fact, day):
+    from medpol.engine.whynot import why_not
+
+    claim = orjson.loads((EDGES / "written-order-0001.jsonl").read_bytes())
+    claim["facts"].update({"written_order_date": "2026-01-05", fact: day})
+    decision = why_not(load_policy(POLICIES / "external-infusion-pump.policy"), claim)
+    pump = decision["lines"][0]
+    assert pump["outcome"] == "denied" and pump["why_not"]
+
+
+def test_why_not_moves_dates_within_the_calendar():
+    import datetime
+
+    from medpol.dsl import ir
+    from medpol.engine.whynot import _add, _around
+
+    date = ir.FactType("date")
+    assert _around(datetime.date.max, ">=", date) == [datetime.date.max]
+    assert _around(datetime.date.min, "<", date) == [datetime.date.min]
+    assert _add(datetime.date.min, 30, None, -1) == datetime.date.min
+    assert _add(datetime.date(2026, 3, 10), 30, None, -1) == datetime.date(2026, 2, 8)

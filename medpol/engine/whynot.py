@@ -804,7 +804,7 @@ class _LineSearch:
             out = [self.day] if NO_EVENT in excluded else []
             for x in excluded:
                 if isinstance(x, datetime.date):
-                    out.extend((x + datetime.timedelta(days=1), x - datetime.timedelta(days=1)))
+                    out.extend((runtime.add_days(x, 1), runtime.add_days(x, -1)))
             return [v for v in out if v not in excluded]
         return []
 
@@ -862,7 +862,7 @@ class _LineSearch:
             if unit is not None:
                 return None  # a length of time taken from a date: not solved for the length
             if isinstance(known, datetime.date) and isinstance(target, (int, float)):
-                sub = known - datetime.timedelta(days=target)
+                sub = runtime.add_days(known, -target)
             else:
                 sub = known - target
             sign = -1
@@ -1199,7 +1199,7 @@ def _add(value, amount, unit: str | None, sign: int):
             return runtime.shift(value, sign * amount, unit)
         if isinstance(amount, datetime.date):
             raise TypeError("a date added to a date")
-        return value + datetime.timedelta(days=sign * amount)
+        return runtime.add_days(value, sign * amount)
     if isinstance(amount, datetime.date):
         raise TypeError("a number less a date")
     return value + sign * amount
@@ -1227,7 +1227,8 @@ def _around(value, op: str, ftype: ir.FactType) -> list:
             "==": (0, 1, -1, 2, -2, 3, -3),
             "!=": (1, -1),
         }[op]
-        return [value + datetime.timedelta(days=d) for d in offsets]
+        # At the calendar's ends several offsets land on the same day: offer it once.
+        return list(dict.fromkeys(runtime.add_days(value, d) for d in offsets))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return []
     if kind == "int":
