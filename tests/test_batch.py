@@ -361,15 +361,21 @@ class _FailsInWorkers:
         return self.engine.decide(claim, as_of)
 
 
-def test_a_workers_error_is_raised_in_the_main_process():
+def test_a_workers_error_is_raised_in_the_main_process(monkeypatch):
+    import multiprocessing.pool
+
     from medpol.api import load_policy
     from medpol.batch import local
 
+    # The other workers end their chunks and exit; none is killed (which could hang the run).
+    terminated = []
+    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", lambda pool: terminated.append(pool))
     policy = load_policy(POLICY)
     chunks = [(n, [orjson.dumps(claim)]) for n, claim in enumerate(generate(12, 9), 1)]
     failing = SimpleNamespace(engine=_FailsInWorkers(policy.engine), id=policy.id, revision=policy.revision)
     with pytest.raises(RuntimeError, match="a worker failed on "):
-        local.decide_stream(failing, iter(chunks), io.BytesIO(), jobs=2)
+        local.decide_stream(failing, iter(chunks), io.BytesIO(), jobs=3)
+    assert terminated == []
 
 
 def test_a_finished_run_lets_its_workers_finish_and_none_decides_a_chunk_taken_back(tmp_path, monkeypatch):

@@ -57,9 +57,9 @@ def test_the_check_of_a_text_in_an_editor_is_the_check_of_the_file(tmp_path: Pat
     for file in POLICIES.glob("*"):
         if file.suffix in (".policy", ".txt"):
             (tmp_path / file.name).write_bytes(file.read_bytes())
-    in_editor = check_files([str(path)], (), {str(path): text})[0]
+    in_editor = check_files([str(path)], (), {str(path): text})
     path.write_text(text, encoding="utf-8")
-    on_disk = check_files([str(path)])[0]
+    on_disk = check_files([str(path)])
     assert in_editor == on_disk
     assert [d.code for d in in_editor[0][1]] == ["undefined-criteria"]
 

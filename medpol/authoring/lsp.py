@@ -158,7 +158,7 @@ class PolicyServer(LanguageServer):
         """What `medpol check PATH` reports, with the editor's texts standing for the files."""
         from medpol.engine.library import check_files
 
-        checked, _settings = check_files([path], (), texts)
+        checked = check_files([path], (), texts)
         return [d for _path, diagnostics, _text in checked for d in diagnostics]
 
     def schedule(self, uri: str) -> None:

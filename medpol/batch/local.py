@@ -515,9 +515,10 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
     limit = ahead + jobs + 1
     # A chunk is either started by the worker it was given to or taken back by the main
     # process, never both: the two decide which under one lock.
-    state = ctx.Array("b", limit)
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(policy, as_of, fmt, name, typed, state))
+    state = pool = None
     try:
+        state = ctx.Array("b", limit)
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(policy, as_of, fmt, name, typed, state))
         # Each entry is (True, (data, counts), None) for a chunk the main process has
         # decided, or (False, AsyncResult, (task, slot)) for a worker's, whose result is the
         # same pair.
@@ -575,21 +576,37 @@ def _decide_stream(policy, chunks, out, as_of, jobs, fmt, name, on_chunk, typed)
                     continue
             # As many chunks in hand as memory allows, or every one left in hand: wait.
             job.wait()
+    except Exception:
+        # A worker failed, or writing did: the chunks no worker has started are let go, and
+        # the workers finish the ones in hand, for the reason below.
+        if pool is not None:
+            _let_go(pool, state)
+        raise
     except BaseException:
-        # Interrupted, or a worker failed: stop at once.
-        pool.terminate()
+        # Interrupted: stop at once.
+        if pool is not None:
+            pool.terminate()
         raise
     else:
         # Every chunk is written, so every chunk a worker started is done, and the ones
         # taken back are skipped. The workers are let finish rather than killed: a worker
         # killed while it hands back a result would leave the pool's result queue locked, and
         # the pool's own shutdown would wait on that lock for ever.
-        pool.close()
-        pool.join()
+        _let_go(pool, state)
     finally:
         if spool is not None:
             shutil.rmtree(spool, ignore_errors=True)
     return totals
+
+
+def _let_go(pool, state) -> None:
+    """Close the pool once its workers end the chunks they have started; the rest they skip."""
+    with state.get_lock():
+        for slot in range(len(state)):
+            if state[slot] == GIVEN:
+                state[slot] = TAKEN_BACK
+    pool.close()
+    pool.join()
 
 
 def _take_back(queue: collections.deque, state) -> int | None:

@@ -1,15 +1,19 @@
 """The `medpol` command line: check, compile and evaluate policies.
 
 Exit codes: 0 when the work was done (whatever the claims' outcomes), 1 when a
-policy has errors, 2 for usage errors (a bad option, a file that cannot be read).
+policy has errors or `eval`'s output fails as it is written (a full disk), 2 for
+usage errors (a bad option, a file that cannot be read).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import importlib
 import importlib.util
+import io
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,13 +32,13 @@ class _Date(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, datetime.date):
             return value
-        try:
-            return datetime.date.fromisoformat(value) if len(value) == 10 else None
-        except ValueError:
-            pass
-        from medpol.engine.claims import date_problem
+        from medpol.engine.claims import date_problem, read_date
 
-        self.fail(date_problem(value), param, ctx)
+        # The reading a claim's dates get: datetime's own would take 20260302 and 2026-W10-1.
+        day = read_date(value)
+        if day is not None:
+            return day
+        self.fail(date_problem(value) if value else "an empty value is not a date (expected YYYY-MM-DD)", param, ctx)
 
 
 DATE = _Date()
@@ -184,16 +188,12 @@ def check_cmd(paths: tuple[str, ...]) -> None:
     if not files:
         raise click.UsageError("no .policy files found")
     errors = warnings = 0
-    checked, settings = check_files(files, [p for p in paths if Path(p).is_dir()])
-    for _path, diagnostics, text in checked:
+    # Each policy file, then each folder's library settings (library.toml), with their text.
+    for _path, diagnostics, text in check_files(files, [p for p in paths if Path(p).is_dir()]):
         for d in diagnostics:
             click.echo(d.render(text), err=True)
         errors += sum(1 for d in diagnostics if d.severity == "error")
         warnings += sum(1 for d in diagnostics if d.severity != "error")
-    for d in settings:
-        click.echo(d.render(), err=True)
-        errors += d.severity == "error"
-        warnings += d.severity != "error"
     summary = (
         f"checked {len(files)} polic{'ies' if len(files) != 1 else 'y'}: {errors} error{'s' if errors != 1 else ''}, "
         f"{warnings} warning{'s' if warnings != 1 else ''}"
@@ -266,6 +266,124 @@ def _jsonl(stream, name: str) -> Iterator[object]:
             yield _Unreadable(f"{name}:{number}: not valid JSON: {err}")
 
 
+_STDOUT = "standard output"
+
+
+class _CannotWrite(Exception):
+    """The output failed as it was written (a full disk, a device error): one line, exit 1."""
+
+    def __init__(self, name: str, err: OSError):
+        # pyarrow's errors hold the errno under a longer text of their own.
+        reason = os.strerror(err.errno) if err.errno else err.strerror or str(err)
+        super().__init__(f"cannot write {name}: {reason}")
+
+
+@contextlib.contextmanager
+def _writing(name: str):
+    """For output that fails at once (--explain's, the Parquet writer's first bytes)."""
+    try:
+        yield
+    except OSError as err:
+        if name == _STDOUT:
+            _drop_stdout()
+        if err.errno == errno.EPIPE:
+            raise  # the reader has gone (`| head`): click ends the run quietly
+        raise _CannotWrite(name, err) from err
+
+
+@contextlib.contextmanager
+def _stopped_if_unwritten():
+    """A command whose output fails as it is written ends with one line, not a traceback."""
+    try:
+        yield
+    except _CannotWrite as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null once a write to it has failed: what its buffer
+    still holds would fail again when flushed (by multiprocessing as it starts workers, by
+    Python on the way out), with a traceback of its own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass  # not a file (a test's capture): nothing else flushes it
+
+
+class _Output:
+    """Where a batch run's decisions go: a file, standard output or a Parquet writer.
+
+    A failed write is kept rather than raised into the run: the batch module would stop its
+    workers at once, and a worker stopped as it hands back a chunk leaves the pool locked
+    and the run hung. No more claims are read (`until_failed`), nothing more is written, the
+    chunks in flight end as usual, and `close` raises the failure."""
+
+    def __init__(self, stream, name: str, owned: bool):
+        self.stream = stream
+        self.name = name
+        self.owned = owned
+        self.failed: OSError | None = None
+
+    def until_failed(self, chunks: Iterator) -> Iterator:
+        for chunk in chunks:
+            yield chunk
+            if self.failed is not None:
+                return
+
+    def write(self, data) -> None:
+        if self.failed is None:
+            try:
+                self.stream.write(data)
+                if not self.owned:
+                    # Left in the buffer, the bytes would be flushed by whoever flushes
+                    # standard output next (multiprocessing, as it starts the workers), and
+                    # a failure there would escape this class.
+                    self.stream.flush()
+            except OSError as err:
+                self._fail(err)
+
+    def flush(self) -> None:
+        if self.failed is None:
+            try:
+                self.stream.flush()
+            except OSError as err:
+                self._fail(err)
+
+    def fileno(self) -> int:
+        if self.failed is not None:
+            # Not for sendfile, which would write past the failure.
+            raise io.UnsupportedOperation("the output has failed")
+        return self.stream.fileno()
+
+    def _fail(self, err: OSError) -> None:
+        self.failed = err
+        if not self.owned:
+            _drop_stdout()
+
+    def close(self) -> None:
+        """Close a file of our own, flush standard output; then raise a failure, if any."""
+        try:
+            if self.owned:
+                self.stream.close()
+            else:
+                self.stream.flush()
+        except OSError as err:
+            if self.failed is None:
+                self._fail(err)
+        if self.failed is not None:
+            if self.failed.errno == errno.EPIPE:
+                raise self.failed  # the reader has gone (`| head`): click ends the run quietly
+            raise _CannotWrite(self.name, self.failed) from self.failed
+
+    def abandon(self) -> None:
+        """Let go of the output as another error ends the run: a failure here would hide it."""
+        with contextlib.suppress(OSError, _CannotWrite):
+            self.close()
+
+
 @main.command("eval")
 @click.argument("paths", nargs=-1, required=True, metavar="POLICY... CLAIMS")
 @click.option("--as-of", type=DATE, default=None, help="Decide every line as if served on this date (YYYY-MM-DD).")
@@ -311,6 +429,7 @@ def _jsonl(stream, name: str) -> Iterator[object]:
     is_flag=True,
     help="For each denied or pending line, the least facts that would cover it, one set per route.",
 )
+@_stopped_if_unwritten()
 def eval_cmd(
     paths: tuple[str, ...],
     as_of,
@@ -345,6 +464,8 @@ def eval_cmd(
         compiled = _load_library(policies, _date(known_at))
     compiled.strict = strict
     day = _date(as_of)
+    if sys.stdout is None and (explain or not out_path):
+        _stop(f"cannot write {_STDOUT}: it is closed")
     if explain:
         _explain(compiled, claims, day, out_path, why_not)
         return
@@ -364,16 +485,21 @@ def eval_cmd(
     if fmt == "fhir" and _lacks("fhir.resources"):
         _stop("FHIR needs the fhir extra (fhir.resources not installed): pip install 'medpol[fhir]'")
     jobs = jobs or batch.cores()
-    show = not quiet and sys.stderr.isatty() and sys.stdout.isatty()
+    show = not quiet and sys.stderr.isatty() and sys.stdout is not None and sys.stdout.isatty()
     if fmt == "parquet" and not out_path:
         raise click.UsageError("Parquet decisions need a file: --out decisions.parquet")
+    name = f"`{out_path}`" if out_path else _STDOUT
     try:
-        if fmt == "parquet":
-            out = batch.ParquetSink(out_path)
-        else:
-            out = open(out_path, "wb") if out_path else sys.stdout.buffer  # noqa: SIM115 - closed below
+        out = open(out_path, "wb") if out_path else sys.stdout.buffer  # noqa: SIM115 - closed below
     except OSError as err:
         _stop(f"cannot write `{out_path}`: {err.strerror}")
+    if fmt == "parquet":
+        # Opened above so that a path that cannot be opened is a usage error, as for the
+        # other formats; the Parquet writer opens it again and writes to it at once.
+        out.close()
+        with _writing(name):
+            out = batch.ParquetSink(out_path)
+    out = _Output(out, name, owned=bool(out_path))
     try:
         with _input(claims) as stream:
             if claims.endswith(".json"):
@@ -389,7 +515,7 @@ def eval_cmd(
                 totals = batch.decide_stream(
                     # A FHIR Claim, or facts as a QuestionnaireResponse, is read as the claim it maps to.
                     FhirClaims(WithWhyNot(compiled) if why_not else compiled, to_fhir=fmt == "fhir"),
-                    chunks,
+                    out.until_failed(chunks),
                     out,
                     as_of=day,
                     jobs=jobs,
@@ -400,11 +526,10 @@ def eval_cmd(
                     # encoder or --why-not, which look at the JSON object itself.
                     typed=fmt != "fhir" and not why_not,
                 )
-    finally:
-        if out_path:
-            out.close()
-        else:
-            out.flush()
+    except BaseException:
+        out.abandon()
+        raise
+    out.close()
     if not quiet:
         _summary(totals)
 
@@ -512,7 +637,11 @@ def _explain(compiled, claims: str, day, out_path: str | None, why_not: bool = F
 
     engine = compiled if hasattr(compiled, "policies") else compiled.interpreted()
     fhir = FhirClaims(compiled)
-    out = open(out_path, "wb") if out_path else None  # noqa: SIM115 - closed below
+    try:
+        out = open(out_path, "wb") if out_path else None  # noqa: SIM115 - closed below
+    except OSError as err:
+        _stop(f"cannot write `{out_path}`: {err.strerror}")
+    name = f"`{out_path}`"
     try:
         for claim in _read_claims(claims):
             if not isinstance(claim, _Unreadable):
@@ -526,12 +655,20 @@ def _explain(compiled, claims: str, day, out_path: str | None, why_not: bool = F
                 decision = engine.explain(claim, day) if engine is compiled else engine.decide(claim, day)
                 if why_not:
                     decision = routes(compiled, claim, decision, day)
-            click.echo(render(decision, compiled, day))
-            click.echo("")
+            tree = render(decision, compiled, day)
+            with _writing(_STDOUT):
+                click.echo(tree)
+                click.echo("")
             if out is not None:
-                out.write(orjson.dumps(_without_trace(decision)) + b"\n")
-    finally:
+                with _writing(name):
+                    out.write(orjson.dumps(_without_trace(decision)) + b"\n")
+    except BaseException:
         if out is not None:
+            with contextlib.suppress(OSError):
+                out.close()
+        raise
+    if out is not None:
+        with _writing(name):
             out.close()
 
 

@@ -538,14 +538,13 @@ def _id_in(text: str) -> str | None:
 
 def check_files(
     files: list, folders: Iterable = (), texts: dict[str, str] | None = None
-) -> tuple[list[tuple[str, list[Diagnostic], str | None]], list[Diagnostic]]:
+) -> list[tuple[str, list[Diagnostic], str | None]]:
     """Every problem `medpol check` reports for `files`: each policy's own, then those
     between it and the rest of its library (the policies beside it in its folder).
 
     Returns (path, diagnostics, text) per file, in the order given, then one for each
     folder's library settings (`library.toml`) with problems, so that they are shown with
-    their text as a policy's are; and an empty list, where callers once found the settings'
-    problems apart from the files. `texts` gives the text of a policy by its path where it
+    their text as a policy's are. `texts` gives the text of a policy by its path where it
     is not the file's (a policy being edited): it is checked, and read by the library, as given.
     """
     from medpol.api import check_file, check_text
@@ -567,4 +566,4 @@ def check_files(
         checked.append((path, diagnostics + linked.pop(path, []), text))
     for path, diagnostics in linked.items():  # the library's settings
         checked.append((path, diagnostics, _settings_text(Path(path))))
-    return checked, []
+    return checked
