@@ -186,3 +186,18 @@ def test_why_not_lists_the_routes_a_pending_line_could_take():
     assert "why_not" not in plain["lines"][0]
     explained = run("eval", POLICY, str(claim), "--why-not", "--explain").output
     assert "would be covered with:" in explained
+
+
+def test_a_few_lines_that_are_not_utf8_are_their_claims_errors_and_other_text_is_refused(tmp_path):
+    lines = CLAIMS.read_bytes().splitlines()
+    some = tmp_path / "some.jsonl"
+    some.write_bytes(b"\n".join(lines[:2] + [lines[2].replace(b"commercial", b"commer\xe9ial", 1)] + lines[3:]) + b"\n")
+    result = run("eval", POLICY, str(some), "-q")
+    assert result.exit_code == 0
+    out = decisions(result.output)
+    assert len(out) == len(lines)  # every claim, in order
+    assert out[2]["outcome"] == "error" and "some.jsonl:3:" in out[2]["message"]
+    assert all("outcome" not in d for d in out[:2] + out[3:])
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"id": "café"}\n'.encode("latin-1") * 50)
+    assert "not UTF-8 text" in one_line_exit_2(run("eval", POLICY, str(latin)))

@@ -77,12 +77,20 @@ def _claims_problem(source: str) -> str | None:
         return f"`{source}` is empty: there are no claims to decide"
     if b"\0" in head:
         return f"`{source}` is not a claims file: it holds binary data"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as err:
-        if err.start < len(head) - 4:  # not a character cut at the end of the sample
-            return f"`{source}` is not a claims file: it is not UTF-8 text"
+    # Text in another encoding is refused as a whole; a few lines with bytes that are not
+    # UTF-8 are each that claim's error (as they would be past the sample), the rest decided.
+    lines = head.split(b"\n")[:-1] or [head]  # whole lines: the sample may end in a character
+    if sum(1 for line in lines if not _utf8(line)) * 2 > len(lines):
+        return f"`{source}` is not a claims file: it is not UTF-8 text"
     return None
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _out_problem(out_path: str | None) -> str | None:
