@@ -201,3 +201,13 @@ def test_a_few_lines_that_are_not_utf8_are_their_claims_errors_and_other_text_is
     latin = tmp_path / "latin.jsonl"
     latin.write_bytes('{"id": "café"}\n'.encode("latin-1") * 50)
     assert "not UTF-8 text" in one_line_exit_2(run("eval", POLICY, str(latin)))
+
+
+def test_a_json_file_holding_an_array_decides_each_claim_in_it(tmp_path):
+    claims = [json.loads(line) for line in CLAIMS.read_text().splitlines()]
+    array = tmp_path / "claims.json"
+    array.write_text(json.dumps(claims + [1], indent=2))
+    out = decisions(run("eval", POLICY, str(array), "-q").output)
+    assert [d["claim"] for d in out] == [c["id"] for c in claims] + [None]
+    assert out[-1]["outcome"] == "error" and "expected an object" in out[-1]["message"]
+    assert out[:-1] == decisions(run("eval", POLICY, str(CLAIMS), "-q").output)

@@ -249,14 +249,32 @@ def _read_claims(source: str) -> Iterator[object]:
         if path.suffix == ".json":
             data = path.read_bytes()
             try:
-                yield orjson.loads(data)
+                document = orjson.loads(data)
             except orjson.JSONDecodeError as err:
                 yield _Unreadable(f"{source}: not valid JSON: {err}")
+                return
+            # A JSON array holds claims, one to an element; anything else is one claim.
+            yield from document if isinstance(document, list) else [document]
             return
         with path.open("rb") as stream:
             yield from _jsonl(stream, source)
     except OSError as err:
         raise click.UsageError(f"cannot read `{source}`: {err.strerror}") from None
+
+
+def _json_document(data: bytes, chunk_size: int) -> Iterator[tuple[int, list]]:
+    """The chunks of a `.json` claims file: the claims of a JSON array, one to an element;
+    else one claim, possibly spread over many lines, decided (or reported) as one item."""
+    from medpol.batch import local as batch
+
+    if data.lstrip()[:1] == b"[":
+        try:
+            claims = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # decided as one item, which reports the JSON error
+        else:
+            return batch.chunked(iter(claims), chunk_size)
+    return iter([(1, [data])])
 
 
 class _Unreadable:
@@ -511,8 +529,7 @@ def eval_cmd(
     try:
         with _input(claims) as stream:
             if claims.endswith(".json"):
-                # One claim, possibly spread over many lines: decided (or reported) as one item.
-                chunks = iter([(1, [stream.read() or b" "])])
+                chunks = _json_document(stream.read() or b" ", chunk_size)
             elif claims.endswith(".csv"):
                 chunks = batch.csv_chunks(stream, chunk_size)
             elif claims.endswith(".parquet"):
