@@ -211,3 +211,10 @@ def test_a_json_file_holding_an_array_decides_each_claim_in_it(tmp_path):
     assert [d["claim"] for d in out] == [c["id"] for c in claims] + [None]
     assert out[-1]["outcome"] == "error" and "expected an object" in out[-1]["message"]
     assert out[:-1] == decisions(run("eval", POLICY, str(CLAIMS), "-q").output)
+
+
+def test_an_option_that_would_be_ignored_is_refused():
+    explain = run("eval", POLICY, str(CLAIMS), "--explain", "--output-format", "csv")
+    assert explain.exit_code == 2 and "--output-format is for decisions" in explain.output
+    code = run("compile", POLICY, "--code", "E0781")
+    assert code.exit_code == 2 and "--code chooses what --show-python prints" in code.output

@@ -220,6 +220,8 @@ def check_cmd(paths: tuple[str, ...]) -> None:
 )
 def compile_cmd(policy: str, show_python: bool, code: str | None) -> None:
     """Compile a policy; with --show-python, print the generated code for review."""
+    if code is not None and not show_python:
+        raise click.UsageError("--code chooses what --show-python prints: give both")
     compiled = _load(policy, doing="nothing was compiled")
     if show_python and code is not None:
         decisions = compiled.code_source(code)
@@ -480,6 +482,10 @@ def eval_cmd(
     """
     if len(paths) < 2:
         raise click.UsageError("give the policy (or a folder of policies) and the claims: medpol eval POLICY... CLAIMS")
+    if explain and output_format is not None:
+        # --explain writes its trees, and its decisions to --out as JSON Lines: an option
+        # that would be ignored is refused rather than dropped.
+        raise click.UsageError("--output-format is for decisions; --explain writes text (and JSON Lines to --out)")
     *policies, claims = paths
     problem = _claims_problem(claims) or _out_problem(out_path)
     if problem:
