@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from medpol.cli.main import main
@@ -218,3 +219,14 @@ def test_an_option_that_would_be_ignored_is_refused():
     assert explain.exit_code == 2 and "--output-format is for decisions" in explain.output
     code = run("compile", POLICY, "--code", "E0781")
     assert code.exit_code == 2 and "--code chooses what --show-python prints" in code.output
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_a_pretty_printed_claim_or_array_on_stdin_is_one_document(explain):
+    claims = [json.loads(line) for line in CLAIMS.read_text().splitlines()]
+    flags = ("--explain",) if explain else ("-q",)
+    as_lines = run("eval", POLICY, "-", *flags, input=CLAIMS.read_text()).output
+    one = run("eval", POLICY, "-", *flags, input=json.dumps(claims[0], indent=2)).output
+    array = run("eval", POLICY, "-", *flags, input=json.dumps(claims, indent=2)).output
+    assert array == as_lines
+    assert "not valid JSON" not in one and one and as_lines.startswith(one.split("\n\n")[0] if explain else one)

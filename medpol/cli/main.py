@@ -13,6 +13,7 @@ import errno
 import importlib
 import importlib.util
 import io
+import itertools
 import os
 import sys
 from collections.abc import Iterator
@@ -244,19 +245,16 @@ def _read_claims(source: str) -> Iterator[object]:
     """Yield each claim, or an `_Unreadable` for a line that is not JSON; never drop one."""
     if source == "-":
         stream = sys.stdin.buffer
-        yield from _jsonl(stream, "<stdin>")
+        first = stream.readline()
+        if _opens_a_document(first.strip()):
+            yield from _document_claims(first + stream.read(), "<stdin>")
+        else:
+            yield from _jsonl(itertools.chain([first], stream), "<stdin>")
         return
     path = Path(source)
     try:
         if path.suffix == ".json":
-            data = path.read_bytes()
-            try:
-                document = orjson.loads(data)
-            except orjson.JSONDecodeError as err:
-                yield _Unreadable(f"{source}: not valid JSON: {err}")
-                return
-            # A JSON array holds claims, one to an element; anything else is one claim.
-            yield from document if isinstance(document, list) else [document]
+            yield from _document_claims(path.read_bytes(), source)
             return
         with path.open("rb") as stream:
             yield from _jsonl(stream, source)
@@ -277,6 +275,42 @@ def _json_document(data: bytes, chunk_size: int) -> Iterator[tuple[int, list]]:
         else:
             return batch.chunked(iter(claims), chunk_size)
     return iter([(1, [data])])
+
+
+def _stdin_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list]]:
+    """Claims on standard input: JSON Lines, or one JSON document written over many lines
+    (a claim or an array of claims, as pretty-printed), told by its first line alone."""
+    from medpol.batch import local as batch
+
+    first = stream.readline()
+    if _opens_a_document(first.strip()):
+        return _json_document(first + stream.read(), chunk_size)
+    return batch.jsonl_chunks(itertools.chain([first], stream), chunk_size)
+
+
+def _opens_a_document(line: bytes) -> bool:
+    """A first line no JSON Lines claim could be: `{` alone, or the start of an array."""
+    if line.startswith("\ufeff".encode()):
+        line = line[3:]
+    if line == b"{":
+        return True
+    if not line.startswith(b"["):
+        return False
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return True
+    return False
+
+
+def _document_claims(data: bytes, name: str) -> Iterator[object]:
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as err:
+        yield _Unreadable(f"{name}: not valid JSON: {err}")
+        return
+    # A JSON array holds claims, one to an element; anything else is one claim.
+    yield from document if isinstance(document, list) else [document]
 
 
 class _Unreadable:
@@ -540,6 +574,8 @@ def eval_cmd(
                 chunks = batch.csv_chunks(stream, chunk_size)
             elif claims.endswith(".parquet"):
                 chunks = batch.parquet_chunks(claims, chunk_size)
+            elif claims == "-":
+                chunks = _stdin_chunks(stream, chunk_size)
             else:
                 chunks = batch.jsonl_chunks(stream, chunk_size)
             with _progress(show) as on_chunk:
