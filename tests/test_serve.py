@@ -392,7 +392,8 @@ def test_claims_the_contract_decoder_reads_are_decoded_in_one_pass_as_eval_does(
     read: list[bytes] = []
 
     def counting(raw):
-        read.append(raw)
+        if raw.strip():  # a blank line between claims is tried too, and holds no claim
+            read.append(raw)
         return decode_claim(raw)
 
     decode_claim = serve.decode_claim
