@@ -94,8 +94,9 @@ def test_glucose_monitor_worked_example_through_the_cli():
     }
     assert first["reasons"][0]["text"].startswith("Lancets (code A4259), blood glucose test reagent strips")
     (denial,) = first["denied_reasons"]
-    assert "criteria (a)-(c) are not met, the amount in excess will be denied as not reasonable and necessary" in (
-        denial["text"]
+    assert (
+        "criteria (a)-(c) are not met, the amount in excess will be denied as not reasonable and necessary"
+        in (denial["text"])
     )
     assert (second["outcome"], second["category"]) == ("denied", "not_reasonable_and_necessary")
     assert second["denied_units"] == 2 and second["allowed_units"] == 0

@@ -17,6 +17,7 @@ POLICIES = ROOT / "policies"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SERIOUS = {"serious", "critical"}
 
+
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
