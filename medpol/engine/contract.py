@@ -106,6 +106,7 @@ _DECODER = msgspec.json.Decoder(ClaimIn)
 _SEQ = operator.attrgetter("seq")
 _UNSET = msgspec.UNSET
 _NO_HISTORY: list = []
+_INFINITY = float("inf")
 _convert = msgspec.convert
 
 
@@ -166,7 +167,8 @@ def _normalized(c: ClaimIn) -> Claim | None:
     for line in given:
         hcpcs = known_procedure_code(line.hcpcs) or procedure_code(line.hcpcs)
         units = line.units
-        if hcpcs is None or line.service_date < birth_date or units < 0:
+        # `not 0 <= units < inf` also refuses NaN, which a Python caller can give.
+        if hcpcs is None or line.service_date < birth_date or not 0 <= units < _INFINITY:
             return None
         place = line.place_of_service
         lines.append(
@@ -183,7 +185,7 @@ def _normalized(c: ClaimIn) -> Claim | None:
     history = []
     for past in c.history:
         hcpcs = procedure_code(past.hcpcs)
-        if hcpcs is None or past.units < 0:
+        if hcpcs is None or not 0 <= past.units < _INFINITY:
             return None
         history.append(HistoryLine(hcpcs, past.service_date, past.units))
     return Claim(
