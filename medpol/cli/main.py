@@ -244,12 +244,8 @@ def compile_cmd(policy: str, show_python: bool, code: str | None) -> None:
 def _read_claims(source: str) -> Iterator[object]:
     """Yield each claim, or an `_Unreadable` for a line that is not JSON; never drop one."""
     if source == "-":
-        stream = sys.stdin.buffer
-        first = stream.readline()
-        if _opens_a_document(first.strip()):
-            yield from _document_claims(first + stream.read(), "<stdin>")
-        else:
-            yield from _jsonl(itertools.chain([first], stream), "<stdin>")
+        document, lines = _stdin(sys.stdin.buffer)
+        yield from _document_claims(document, "<stdin>") if document is not None else _jsonl(lines, "<stdin>")
         return
     path = Path(source)
     try:
@@ -278,14 +274,20 @@ def _json_document(data: bytes, chunk_size: int) -> Iterator[tuple[int, list]]:
 
 
 def _stdin_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list]]:
-    """Claims on standard input: JSON Lines, or one JSON document written over many lines
-    (a claim or an array of claims, as pretty-printed), told by its first line alone."""
     from medpol.batch import local as batch
 
+    document, lines = _stdin(stream)
+    return _json_document(document, chunk_size) if document is not None else batch.jsonl_chunks(lines, chunk_size)
+
+
+def _stdin(stream) -> tuple[bytes | None, Iterator[bytes]]:
+    """Claims on standard input: one JSON document written over many lines (a claim or an
+    array of claims, as pretty-printed), whole; or else its JSON Lines. Told by the first
+    line alone."""
     first = stream.readline()
     if _opens_a_document(first.strip()):
-        return _json_document(first + stream.read(), chunk_size)
-    return batch.jsonl_chunks(itertools.chain([first], stream), chunk_size)
+        return first + stream.read(), iter(())
+    return None, itertools.chain([first], stream)
 
 
 def _opens_a_document(line: bytes) -> bool:
