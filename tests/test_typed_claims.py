@@ -215,6 +215,8 @@ _PYTHON = st.sampled_from(
 @given(changes=st.lists(st.tuples(st.sampled_from(_PATHS), _JSON | _PYTHON), max_size=3))
 @example(changes=[("lines[1].units", float("nan"))])  # msgspec takes NaN for a float; the reader names it
 @example(changes=[("history", [{"hcpcs": "E0791", "service_date": "2026-01-01", "units": float("inf")}])])
+@example(changes=[("lines[0].modifiers", ("C91.00",))])  # msgspec takes a tuple or a set for a list
+@example(changes=[("lines[1].modifiers", {"JW"})])
 def test_any_claim_object_is_decided_alike_converted_or_read(policy, changes):
     obj = changed(changes)
     assert decided_objects(policy, [obj], True) == decided_objects(policy, [obj], False)

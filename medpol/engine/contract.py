@@ -105,7 +105,7 @@ class ClaimIn(msgspec.Struct, **_STRUCT):
 _DECODER = msgspec.json.Decoder(ClaimIn)
 _SEQ = operator.attrgetter("seq")
 _UNSET = msgspec.UNSET
-_NO_HISTORY: list = []
+_NO_LIST: list = []
 _INFINITY = float("inf")
 _convert = msgspec.convert
 
@@ -123,15 +123,20 @@ def decode_claim(raw: bytes) -> Claim | None:
 def convert_claim(obj: Any) -> Claim | None:
     """The claim in `obj` (a JSON object already parsed into Python), validated and normalized
     in one pass as read_claim would, or None if it is not a plain valid claim."""
-    # msgspec takes a tuple where the Structs ask for a list; the detailed reader refuses a
-    # tuple for the claim's own lists, and says so, so such a claim is left to it.
+    # msgspec takes a tuple or a set where the Structs ask for a list; the detailed reader
+    # refuses anything but a list, and says where, so such a claim is left to it.
+    if obj.__class__ is not dict:
+        return None
+    lines = obj.get("lines")
     if (
-        obj.__class__ is not dict
-        or obj.get("lines").__class__ is not list
+        lines.__class__ is not list
         or obj.get("diagnoses").__class__ is not list
-        or obj.get("history", _NO_HISTORY).__class__ is not list
+        or obj.get("history", _NO_LIST).__class__ is not list
     ):
         return None
+    for line in lines:
+        if line.__class__ is dict and line.get("modifiers", _NO_LIST).__class__ is not list:
+            return None
     try:
         c = _convert(obj, ClaimIn)
     except msgspec.ValidationError:
