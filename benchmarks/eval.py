@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from medpol.api import load_policy
-from medpol.engine.contract import claim_from
+from medpol.engine.claims import read_claim
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "external-infusion-pump.policy"
@@ -142,7 +142,7 @@ def answers_known(policy):
 
     def run(claims: list[dict], table: list[list[dict]]) -> None:
         for raw, known in zip(claims, table, strict=True):
-            claim = claim_from(raw)
+            claim = read_claim(raw)
             read_facts(claim.facts)
             decision = {"claim": claim.id, "policy": policy_id, "revision": revision, "lines": list(map(dict, known))}
             del decision

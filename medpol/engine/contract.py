@@ -1,10 +1,8 @@
 """The claims contract (docs/claims-contract.md, section 1) as typed data: msgspec Structs.
 
 The Structs are the contract's schema in code. They decode and validate a claim straight
-from its JSON bytes in one pass (`decode_claim`), or from the Python objects a JSON parser
-made (`convert_claim`; `claim_from` is the engine's way in, either path), and the JSON
-Schema they imply (`claim_schema`) is what medpol.service.schema and
-docs/claims.schema.json publish.
+from its JSON bytes in one pass (`decode_claim`), and the JSON Schema they imply
+(`claim_schema`) is what medpol.service.schema and docs/claims.schema.json publish.
 
 The decoder is the fast path, not the judge: it accepts only a plain, valid claim, and
 returns None for anything else (a missing or mistyped field, an unknown field, a line in
@@ -22,17 +20,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from medpol.engine.claims import (
-    Claim,
-    HistoryLine,
-    Line,
-    diagnosis,
-    known_procedure_code,
-    procedure_code,
-    read_claim,
-)
+from medpol.engine.claims import Claim, HistoryLine, Line, diagnosis, known_procedure_code, procedure_code
 
-__all__ = ["ClaimIn", "claim_from", "claim_schema", "convert_claim", "decode_claim"]
+__all__ = ["ClaimIn", "claim_schema", "decode_claim"]
 
 # msgspec reads an integer of any length; orjson, which parses the claims the decoder
 # refuses, reads one past 64 bits as a float. So the decoder takes only the integers of a
@@ -105,9 +95,6 @@ class ClaimIn(msgspec.Struct, **_STRUCT):
 _DECODER = msgspec.json.Decoder(ClaimIn)
 _SEQ = operator.attrgetter("seq")
 _UNSET = msgspec.UNSET
-_NO_LIST: list = []
-_INFINITY = float("inf")
-_convert = msgspec.convert
 
 
 def decode_claim(raw: bytes) -> Claim | None:
@@ -117,43 +104,6 @@ def decode_claim(raw: bytes) -> Claim | None:
         c = _DECODER.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    return _normalized(c)
-
-
-def convert_claim(obj: Any) -> Claim | None:
-    """The claim in `obj` (a JSON object already parsed into Python), validated and normalized
-    in one pass as read_claim would, or None if it is not a plain valid claim."""
-    # msgspec takes a tuple or a set where the Structs ask for a list; the detailed reader
-    # refuses anything but a list, and says where, so such a claim is left to it.
-    if obj.__class__ is not dict:
-        return None
-    lines = obj.get("lines")
-    if (
-        lines.__class__ is not list
-        or obj.get("diagnoses").__class__ is not list
-        or obj.get("history", _NO_LIST).__class__ is not list
-    ):
-        return None
-    for line in lines:
-        if line.__class__ is dict and line.get("modifiers", _NO_LIST).__class__ is not list:
-            return None
-    try:
-        c = _convert(obj, ClaimIn)
-    except msgspec.ValidationError:
-        return None
-    return _normalized(c)
-
-
-def claim_from(obj: Any) -> Claim:
-    """The claim in `obj`, however it came (a Claim already read, or a parsed JSON object):
-    converted in one pass when it is plain and valid, else read in detail, which raises
-    ClaimError naming the field (and the line) that is wrong."""
-    claim = convert_claim(obj) if obj.__class__ is dict else None
-    return claim if claim is not None else read_claim(obj)
-
-
-def _normalized(c: ClaimIn) -> Claim | None:
-    """The Claim a decoded ClaimIn stands for, or None where the detailed reader must look."""
     member = c.member
     # Facts that are a QuestionnaireResponse are read as the facts it answers (medpol.service.fhir).
     if not c.id or not member.id or "resourceType" in c.facts:
@@ -172,8 +122,7 @@ def _normalized(c: ClaimIn) -> Claim | None:
     for line in given:
         hcpcs = known_procedure_code(line.hcpcs) or procedure_code(line.hcpcs)
         units = line.units
-        # `not 0 <= units < inf` also refuses NaN, which a Python caller can give.
-        if hcpcs is None or line.service_date < birth_date or not 0 <= units < _INFINITY:
+        if hcpcs is None or line.service_date < birth_date or units < 0:
             return None
         place = line.place_of_service
         lines.append(
@@ -190,7 +139,7 @@ def _normalized(c: ClaimIn) -> Claim | None:
     history = []
     for past in c.history:
         hcpcs = procedure_code(past.hcpcs)
-        if hcpcs is None or not 0 <= past.units < _INFINITY:
+        if hcpcs is None or past.units < 0:
             return None
         history.append(HistoryLine(hcpcs, past.service_date, past.units))
     return Claim(

@@ -26,8 +26,7 @@ from medpol.compiler.plan import UNKNOWN_SERVED, Kind, Planner, decision_of, in_
 from medpol.compiler.resolve import Model, in_members, resolve_targets
 from medpol.compiler.runtime import NO_LOOKBACK, NOTHING, LineContext, last_day_of_month, period_start
 from medpol.dsl import ir
-from medpol.engine.claims import Claim, ClaimError, Line, LineError
-from medpol.engine.contract import claim_from
+from medpol.engine.claims import Claim, ClaimError, Line, LineError, read_claim
 from medpol.engine.errors import depends_error, error_decision, line_error
 from medpol.engine.facts import FactError, FactReader
 from medpol.engine.failed import FailedCriteria
@@ -240,7 +239,7 @@ class Engine:
     def decide(self, raw: Any, as_of: datetime.date | None = None) -> dict:
         """One claim in, one decision out; a malformed claim gets an `error` decision."""
         try:
-            claim = claim_from(raw)
+            claim = read_claim(raw)
         except ClaimError as err:
             return self._claim_error(
                 err.claim_id if err.claim_id is not None else _claim_id(raw), err.field, err.message

@@ -30,8 +30,7 @@ from typing import Any
 from medpol.compiler.link import link, references
 from medpol.compiler.words import outcome_words
 from medpol.dsl.diagnostics import Diagnostic, PolicyError
-from medpol.engine.claims import ClaimError, LineError
-from medpol.engine.contract import claim_from
+from medpol.engine.claims import ClaimError, LineError, read_claim
 from medpol.engine.errors import error_decision, line_error
 
 # Outcomes from the most restrictive to the least: a referral out of the library first,
@@ -140,7 +139,7 @@ class Library:
 
     def _decide(self, raw: Any, as_of, explain: bool) -> dict:
         try:
-            claim = claim_from(raw)
+            claim = read_claim(raw)
         except ClaimError as err:
             claim_id = err.claim_id
             if claim_id is None and isinstance(raw, dict) and isinstance(raw.get("id"), str):
