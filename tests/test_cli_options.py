@@ -159,6 +159,55 @@ def test_a_full_disk_with_chunks_in_flight_ends_the_run(many_claims, to_stdout):
     assert result.stderr.decode() == f"error: cannot write {name}: {NO_SPACE}\n"
 
 
+# Every command that writes to standard output, as an author or a claims engineer runs it.
+WRITERS = {
+    "--help": ("--help",),
+    "--version": ("--version",),
+    "eval --help": ("eval", "--help"),
+    "compile --show-python": ("compile", POLICY, "--show-python"),
+    "diff": ("diff", f"{POLICY}@r21", f"{POLICY}@r22"),
+    "diff --format html": ("diff", f"{POLICY}@r21", f"{POLICY}@r22", "--format", "html"),
+    "diff of libraries": ("diff", str(ROOT / "policies"), str(ROOT / "policies")),
+    "history": ("history", POLICY),
+    "test": ("test", str(ROOT / "policies" / "external-infusion-pump.tests.yaml")),
+    "fhir questionnaire": ("fhir", "questionnaire", POLICY),
+    "fhir claim": ("fhir", "claim", POLICY, CLAIMS),
+}
+
+
+@needs_dev_full
+@pytest.mark.parametrize("command", WRITERS)
+def test_any_command_writing_to_a_full_disk_is_one_line_and_exit_1(command):
+    if command.startswith("fhir") and importlib.util.find_spec("fhir.resources") is None:
+        pytest.skip("the fhir extra is not installed")
+    with open(FULL, "wb") as full:
+        result = run_process(*WRITERS[command], stdout=full)
+    assert result.stderr.decode() == f"error: cannot write standard output: {NO_SPACE}\n"
+    assert result.returncode == 1
+
+
+@needs_dev_full
+@pytest.mark.parametrize(
+    "args",
+    [("diff", f"{POLICY}@r21", f"{POLICY}@r22"), ("fhir", "questionnaire", POLICY)],
+    ids=["diff", "fhir questionnaire"],
+)
+def test_a_full_disk_under_a_reports_out_is_one_line_and_exit_1_as_for_eval(args):
+    if args[0] == "fhir" and importlib.util.find_spec("fhir.resources") is None:
+        pytest.skip("the fhir extra is not installed")
+    result = run(*args, "--out", FULL)
+    assert result.exit_code == 1
+    assert result.output == f"error: cannot write `{FULL}`: {NO_SPACE}\n"
+
+
+@pytest.mark.skipif(not Path("/proc/version").exists(), reason="no /proc on this system")
+def test_a_report_out_that_cannot_be_opened_stays_a_usage_error():
+    # /proc takes no new files, whoever asks: the file cannot be opened, nothing is written.
+    result = run("diff", f"{POLICY}@r21", f"{POLICY}@r22", "--out", "/proc/medpol-diff.md")
+    assert result.exit_code == 2
+    assert result.output == "error: cannot write `/proc/medpol-diff.md`: No such file or directory\n"
+
+
 def test_a_closed_standard_output_is_a_usage_error():
     result = run_process("eval", "-q", POLICY, CLAIMS, preexec_fn=lambda: os.close(1))
     assert result.returncode == 2

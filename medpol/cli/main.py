@@ -1,7 +1,7 @@
 """The `medpol` command line: check, compile and evaluate policies.
 
 Exit codes: 0 when the work was done (whatever the claims' outcomes), 1 when a
-policy has errors or `eval`'s output fails as it is written (a full disk), 2 for
+policy has errors or a command's output fails as it is written (a full disk), 2 for
 usage errors (a bad option, a file that cannot be read).
 """
 
@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import click
 import orjson
@@ -51,7 +52,7 @@ def _date(value) -> datetime.date | None:
     return value
 
 
-def _stop(message: str) -> None:
+def _stop(message: str) -> NoReturn:
     """A usage problem in one line, exit status 2."""
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
@@ -166,6 +167,19 @@ class _Commands(click.Group):
         "serve": ("medpol.cli.serve", "serve_cmd"),
         "test": ("medpol.cli.test", "test_cmd"),
     }
+
+    def main(self, *args, **kwargs):
+        # A command's own output that fails as it is written (standard output to a full disk)
+        # ends the run with one line and exit 1, as `eval`'s decisions do; click ends a run
+        # quietly when the reader has gone (`| head`).
+        try:
+            return super().main(*args, **kwargs)
+        except OSError as err:
+            if err.errno == errno.EPIPE or not _stdout_failed(err):
+                raise
+            with contextlib.suppress(OSError):
+                click.echo(f"error: {_CannotWrite(_STDOUT, err)}", err=True)
+            sys.exit(1)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
@@ -362,6 +376,43 @@ def _stopped_if_unwritten():
         yield
     except _CannotWrite as err:
         click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+
+
+# What a write to a stream fails with; an error naming no file, out of a command whose files
+# are each opened and reported where they are, is its standard output's.
+_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def _stdout_failed(err: OSError) -> bool:
+    """Whether `err` is a write to standard output that failed: it still holds bytes it cannot
+    write, or the error is a stream's and names no file. Standard output is then pointed at
+    /dev/null, so that Python's own flush on the way out does not fail again."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    except ValueError:  # closed: nothing more can fail on it
+        return False
+    else:
+        if err.filename is not None or err.errno not in _WRITE_ERRORS:
+            return False
+    _drop_stdout()
+    return True
+
+
+def _write_out(out_path: str, data: bytes) -> None:
+    """A command's whole output written to the file --out names: a file that cannot be opened
+    is a usage problem (exit 2), as for `eval`; a write that fails is one line, exit 1."""
+    try:
+        out = open(out_path, "wb")  # noqa: SIM115 - closed below, where its write failing is told apart
+    except OSError as err:
+        _stop(f"cannot write `{out_path}`: {err.strerror}")
+    try:
+        with out:
+            out.write(data)
+    except OSError as err:
+        click.echo(f"error: {_CannotWrite(f'`{out_path}`', err)}", err=True)
         sys.exit(1)
 
 
@@ -861,10 +912,7 @@ def diff_cmd(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str, o
     else:
         text = _policy_diff(ref_a, ref_b, claims_path, _date(as_of), fmt)
     if out_path:
-        try:
-            Path(out_path).write_text(text, encoding="utf-8")
-        except OSError as err:
-            _stop(f"cannot write `{out_path}`: {err.strerror}")
+        _write_out(out_path, text.encode("utf-8"))
     else:
         click.echo(text, nl=False)
 

@@ -98,10 +98,9 @@ def _write(resources: list[dict], out_path: str | None, as_lines: bool = False) 
     else:
         data = b"".join(orjson.dumps(r) + b"\n" for r in resources)
     if out_path:
-        try:
-            Path(out_path).write_bytes(data)
-        except OSError as err:
-            _stop(f"cannot write `{out_path}`: {err.strerror}")
+        from medpol.cli.main import _write_out
+
+        _write_out(out_path, data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
