@@ -487,3 +487,29 @@ def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_its_claim()
     plain = decisions(b"\n".join(claims))
     assert decisions("\ufeff".encode() + b"\n".join(claims)) == plain
     assert b'"error"' not in plain
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+@pytest.mark.parametrize(
+    "command",
+    [("eval", POLICY), ("eval", POLICY, "--explain"), ("diff", f"{POLICY}@r21", f"{POLICY}@r22", "--format", "json")],
+    ids=["eval", "eval --explain", "diff --claims"],
+)
+def test_a_byte_order_mark_is_dropped_by_every_command_that_reads_claims(tmp_path, suffix, command):
+    from click.testing import CliRunner
+
+    from medpol.cli.main import main
+
+    claims = [orjson.dumps(c) for c in generate(3, 4)]
+    data = b"\n".join(claims) if suffix == ".jsonl" else b"[" + b",\n".join(claims) + b"]"
+    outputs = []
+    for mark in (b"", "\ufeff".encode()):
+        path = tmp_path / f"claims{len(mark)}{suffix}"
+        path.write_bytes(mark + data)
+        name, *args = command
+        args = [*args, "--claims", str(path)] if name == "diff" else [*args[:1], str(path), *args[1:]]
+        result = CliRunner().invoke(main, [name, *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout.replace(str(path), "CLAIMS"))
+    assert outputs[1] == outputs[0]
+    assert "not valid JSON" not in outputs[0] and '"error"' not in outputs[0]

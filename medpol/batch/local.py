@@ -11,6 +11,7 @@ process decides the chunk after the last one read itself, rather than wait.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import csv
 import gc
@@ -45,9 +46,6 @@ def cores() -> int:
 # ------------------------------------------------------------------ reading
 
 
-_BOM = "\ufeff".encode()
-
-
 def jsonl_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list[bytes]]]:
     """(number of the chunk's first line, raw lines) for each chunk of a JSON Lines stream."""
     first = 1
@@ -57,7 +55,7 @@ def jsonl_chunks(stream, chunk_size: int) -> Iterator[tuple[int, list[bytes]]]:
         chunk = list(itertools.islice(stream, chunk_size))
         if not chunk:
             return
-        if first == 1 and chunk[0][:3] == _BOM:
+        if first == 1 and chunk[0][:3] == codecs.BOM_UTF8:
             chunk[0] = chunk[0][3:]  # a byte-order mark some editors write is not part of the first claim
         yield first, chunk
         first += len(chunk)

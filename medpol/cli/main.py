@@ -7,6 +7,7 @@ usage errors (a bad option, a file that cannot be read).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import datetime
 import errno
@@ -277,6 +278,7 @@ def _json_document(data: bytes, chunk_size: int) -> Iterator[tuple[int, list]]:
     else one claim, possibly spread over many lines, decided (or reported) as one item."""
     from medpol.batch import local as batch
 
+    data = _unmarked(data)
     if data.lstrip()[:1] == b"[":
         try:
             claims = orjson.loads(data)
@@ -304,10 +306,14 @@ def _stdin(stream) -> tuple[bytes | None, Iterator[bytes]]:
     return None, itertools.chain([first], stream)
 
 
+def _unmarked(data: bytes) -> bytes:
+    """`data` without the byte-order mark some editors write at a file's start."""
+    return data[3:] if data.startswith(codecs.BOM_UTF8) else data
+
+
 def _opens_a_document(line: bytes) -> bool:
     """A first line no JSON Lines claim could be: `{` alone, or the start of an array."""
-    if line.startswith("\ufeff".encode()):
-        line = line[3:]
+    line = _unmarked(line)
     if line == b"{":
         return True
     if not line.startswith(b"["):
@@ -321,7 +327,7 @@ def _opens_a_document(line: bytes) -> bool:
 
 def _document_claims(data: bytes, name: str) -> Iterator[object]:
     try:
-        document = orjson.loads(data)
+        document = orjson.loads(_unmarked(data))
     except orjson.JSONDecodeError as err:
         yield _Unreadable(f"{name}: not valid JSON: {err}")
         return
@@ -336,6 +342,8 @@ class _Unreadable:
 
 def _jsonl(stream, name: str) -> Iterator[object]:
     for number, raw in enumerate(stream, 1):
+        if number == 1:
+            raw = _unmarked(raw)
         if not raw.strip():
             continue
         try:
