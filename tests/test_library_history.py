@@ -426,3 +426,7 @@ def test_a_library_version_reads_its_settings_as_committed(repo):
         load_library_version(f"{base}@bad")
     [problem] = err.value.diagnostics
     assert problem.code == "bad-library-settings" and problem.path.endswith("library.toml@bad")
+    # Shown with the committed line under it and a caret, as the working tree's settings are.
+    shown = err.value.render().splitlines()
+    assert shown[0].startswith(f"{problem.path}:1:") and shown[1] == '1 | precedence = ["covered"]'
+    assert shown[2].strip().startswith("^")

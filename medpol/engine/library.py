@@ -263,10 +263,10 @@ def _tagged(policy, verdict: dict, path: list | None = None) -> dict:
 # ---------------------------------------------------------------- loading
 
 
-def read_settings(folder: Path) -> tuple[dict, list[Diagnostic]]:
-    """The library's own settings (`library.toml` beside its policies), if it has any."""
-    settings, problems, _text = _read_settings(folder / "library.toml")
-    return settings, problems
+def read_settings(folder: Path) -> tuple[dict, list[Diagnostic], str | None]:
+    """The library's own settings (`library.toml` beside its policies), if it has any, their
+    problems, and the text the problems point into."""
+    return _read_settings(folder / "library.toml")
 
 
 _SETTINGS = ("name", "precedence")

@@ -514,8 +514,9 @@ def _committed_library(repo, commit, tree, folder: str, rel: str, spec: str):
             continue
         policy.label = f"{path}@{spec}"
         compiled.append(policy)
-    settings, problems = _settings_at(tree, folder, spec)
+    settings, problems, settings_text = _settings_at(tree, folder, spec)
     diagnostics.extend(problems)
+    sources.update(settings_text)
     diagnostics.extend(link([c.model for c in compiled]))
     if any(d.severity == "error" for d in diagnostics):
         for c in compiled:
@@ -525,17 +526,18 @@ def _committed_library(repo, commit, tree, folder: str, rel: str, spec: str):
     return Library(compiled, settings.get("name") or _library_name(folder), precedence)
 
 
-def _settings_at(tree, folder: str, spec: str) -> tuple[dict, list]:
-    """The library's settings (`library.toml`) as committed, checked as the library checks them."""
+def _settings_at(tree, folder: str, spec: str) -> tuple[dict, list, dict[str, str]]:
+    """The library's settings (`library.toml`) as committed, checked as the library checks
+    them; with the committed text, by the name its problems are shown under."""
     from medpol.engine.library import read_settings
 
     try:
         blob = tree / "library.toml"
     except KeyError:
-        return {}, []
+        return {}, [], {}
     with tempfile.TemporaryDirectory() as tmp:
         # The library reads its settings from a folder: the committed file is given one.
         Path(tmp, "library.toml").write_bytes(blob.data_stream.read())
-        settings, problems = read_settings(Path(tmp))
+        settings, problems, text = read_settings(Path(tmp))
     shown = f"{os.path.join(folder, 'library.toml')}@{spec}"
-    return settings, [attrs.evolve(d, path=shown) for d in problems]
+    return settings, [attrs.evolve(d, path=shown) for d in problems], {shown: text} if text is not None else {}
