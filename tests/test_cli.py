@@ -146,6 +146,15 @@ def test_empty_binary_and_folder_claims_are_one_line_and_exit_2(tmp_path):
     assert "is a folder" in one_line_exit_2(run("eval", POLICY, str(tmp_path)))
 
 
+@pytest.mark.parametrize("data", [b"[]", b" [\n  ]\n", "\ufeff[]".encode(), "\ufeff\n".encode()])
+def test_a_json_file_with_no_claims_in_it_is_one_line_and_exit_2(tmp_path, data):
+    path = tmp_path / "claims.json"
+    path.write_bytes(data)
+    for args in (("eval", POLICY, str(path)), ("diff", f"{POLICY}@r21", f"{POLICY}@r22", "--claims", str(path))):
+        line = one_line_exit_2(run(*args))
+        assert line.endswith(": there are no claims to decide"), line
+
+
 def test_a_date_that_does_not_exist_says_so():
     result = run("eval", POLICY, str(CLAIMS), "--as-of", "2026-02-30")
     assert result.exit_code == 2

@@ -76,8 +76,11 @@ def _claims_problem(source: str) -> str | None:
         return f"cannot read `{source}`: {err.strerror}"
     if path.suffix == ".parquet":
         return None if head else f"`{source}` is empty: there are no claims to decide"
-    if not head.strip():
+    body = _unmarked(head).strip()
+    if not body:
         return f"`{source}` is empty: there are no claims to decide"
+    if path.suffix == ".json" and body[:1] == b"[" and body[-1:] == b"]" and not body[1:-1].strip():
+        return f"`{source}` holds an empty array: there are no claims to decide"
     if b"\0" in head:
         return f"`{source}` is not a claims file: it holds binary data"
     # Text in another encoding is refused as a whole; a few lines with bytes that are not
