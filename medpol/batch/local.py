@@ -410,7 +410,9 @@ def decide_items(
 
 
 _OUTCOME = operator.itemgetter("outcome")
-_TEXT = (bytes, str)  # a raw line, not yet parsed
+# A raw line, not yet parsed: lines are read as bytes. A str is a JSON string already parsed
+# (an element of a claims array, a request body), which the claim reader refuses as a claim.
+_TEXT = bytes
 
 
 # The state of a worker's chunk, shared by the main process and the workers, one per spool

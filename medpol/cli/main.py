@@ -41,7 +41,7 @@ class _Date(click.ParamType):
         day = read_date(value)
         if day is not None:
             return day
-        self.fail(date_problem(value) if value else "an empty value is not a date (expected YYYY-MM-DD)", param, ctx)
+        self.fail(date_problem(value), param, ctx)
 
 
 DATE = _Date()

@@ -419,6 +419,8 @@ def date_problem(value: object) -> str:
         return _MISSING
     if not isinstance(value, str):
         return _expected("a date string (YYYY-MM-DD)", value)
+    if not value:
+        return "an empty value is not a date (expected YYYY-MM-DD)"
     shaped = _SHAPED.fullmatch(value)
     if shaped is not None:
         year, month, day = (int(part) for part in shaped.groups())

@@ -128,6 +128,10 @@ def validate(resource: dict, field: str | None = None) -> dict:
         ) from None
     except (ValueError, TypeError) as err:
         raise FhirError(field or name, f"not a valid FHIR {name}: {err}") from None
+    except RecursionError:
+        # fhir.resources validates each level of nesting (an extension's extensions, an item's
+        # items) with Python calls of its own: a few hundred levels exhaust the stack.
+        raise FhirError(field or name, f"not a valid FHIR {name}: nested too deeply to be read") from None
     return resource
 
 

@@ -144,6 +144,12 @@ def openapi(version: str = "0") -> dict:
             "schema": {"type": "boolean"},
             "description": "each denied or pending line also lists the least facts that would cover it",
         },
+        {
+            "name": "format",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["fhir"]},
+            "description": "answer with FHIR ClaimResponses, as `Accept: application/fhir+json` asks",
+        },
     ]
     text = {"type": "string"}
     return {
@@ -184,9 +190,9 @@ def openapi(version: str = "0") -> dict:
                                 "application/fhir+json": {"schema": {"type": "object"}},
                             },
                         },
-                        "400": _error("the body or a parameter cannot be read"),
+                        "400": _error("the body or a parameter cannot be read, or a parameter is unknown"),
                         "413": _error("the body or the batch is larger than the service takes"),
-                        "415": _error("a content type the service does not read"),
+                        "415": _error("a content type (or a charset other than UTF-8) the service does not read"),
                         "422": _error("the revisions published by `known_at` do not compile"),
                     },
                 }
@@ -210,9 +216,18 @@ def openapi(version: str = "0") -> dict:
             "/v1/policies/{id}/questionnaire": {
                 "get": {
                     "summary": "The policy's FHIR Questionnaire: every fact it reads, as a question",
-                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": text}],
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": text},
+                        {
+                            "name": "base",
+                            "in": "query",
+                            "schema": text,
+                            "description": "the canonical base of the Questionnaire's url",
+                        },
+                    ],
                     "responses": {
                         "200": {"description": "a FHIR Questionnaire", "content": {"application/fhir+json": {}}},
+                        "400": _error("a parameter is unknown"),
                         "404": _error("no policy served has this id"),
                     },
                 }

@@ -27,9 +27,11 @@ number of claims), the policies and revisions that decided, outcome counts, late
 from __future__ import annotations
 
 import asyncio
+import codecs
 import collections
 import concurrent.futures
 import datetime
+import difflib
 import gc
 import sys
 import time
@@ -56,6 +58,13 @@ _SLICE = 64  # claims decided between two turns of the event loop
 _WHY_NOT_SLICE = 4
 _TRUE = {"", "1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+# JSON is UTF-8 (RFC 8259), of which ASCII is a part: a body declared in another charset
+# would be read as what it is not.
+_UTF8 = {"utf-8", "utf8", "us-ascii"}
+# The query parameters an endpoint takes. Any other is refused rather than ignored: a
+# misspelt `as-of` would otherwise decide as of today without a word.
+_DECISION_PARAMS = ("as_of", "known_at", "why_not", "format")
+_QUESTIONNAIRE_PARAMS = ("base",)
 
 
 class Problem(Exception):
@@ -344,6 +353,7 @@ class Service:
 
     async def questionnaire(self, request: Request) -> Response:
         try:
+            _check_params(request, _QUESTIONNAIRE_PARAMS)
             policy = self._policy(request)
             from medpol.service.fhir import FhirUnavailable, questionnaire
 
@@ -364,10 +374,13 @@ class Service:
             return _error(err.status, err.message)
 
     async def _decide(self, request: Request, record: dict) -> Response:
+        _check_params(request, _DECISION_PARAMS)
         as_of = _date_param(request, "as_of")
         known_at = _date_param(request, "known_at")
         why_not = _bool_param(request, "why_not")
-        kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        fhir_format = _format_param(request)
+        kind, _, options = (request.headers.get("content-type") or "").partition(";")
+        kind = kind.strip().lower()
         if kind in _BATCH_TYPES:
             batch_input = True
         elif kind in ("application/json", FHIR_JSON) or kind.endswith("+json"):
@@ -378,13 +391,17 @@ class Service:
                 f"`{kind or 'no content type'}` is not read here: send one claim as application/json, "
                 f"a batch as {NDJSON}, or a FHIR Claim as {FHIR_JSON}",
             )
-        body = await self._body(request)
+        charset = _charset(options)
+        if charset is not None and charset not in _UTF8:
+            raise Problem(415, f"charset `{charset[:20]}` is not read here: send the claims as UTF-8")
+        # As `medpol eval` reads a file: a byte-order mark some editors write is not part of the first claim.
+        body = (await self._body(request)).removeprefix(codecs.BOM_UTF8)
         served = self.policies.current  # the one version this request is decided under
         if known_at is not None:
             compiled = await self._known_at(known_at)
         else:
             compiled = served.compiled
-        fhir_out = FHIR_JSON in (request.headers.get("accept") or "") or request.query_params.get("format") == "fhir"
+        fhir_out = FHIR_JSON in (request.headers.get("accept") or "") or fhir_format
         # As `medpol eval`: claims are decoded in one pass, except for the FHIR encoder and
         # why-not, which look at the JSON object itself.
         typed = not fhir_out and not why_not
@@ -518,18 +535,33 @@ def _describe_request(record: dict, decisions: list[dict], counts, batch_input: 
     }
 
 
-def _date_param(request: Request, name: str) -> datetime.date | None:
-    value = request.query_params.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.date.fromisoformat(value)
-    except ValueError:
-        pass
-    from medpol.engine.claims import date_problem
+def _check_params(request: Request, known: tuple[str, ...]) -> None:
+    """Refuse a query parameter the endpoint does not take, or one given twice (only one of
+    its values could be used): neither is dropped without a word."""
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name not in known:
+            near = difflib.get_close_matches(name.replace("-", "_").lower(), known, n=1)
+            hint = f" (did you mean `{near[0]}`?)" if near else ""
+            takes = ", ".join(f"`{k}`" for k in known)
+            raise Problem(400, f"`{name[:40]}` is not a parameter of {request.url.path}{hint}; it takes {takes}")
+        if name in seen:
+            raise Problem(400, f"{name}: given more than once")
+        seen.add(name)
 
-    raise Problem(400, f"{name}: {date_problem(value)}")
+
+def _date_param(request: Request, name: str) -> datetime.date | None:
+    from medpol.engine.claims import date_problem, read_date
+
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    # The reading eval gives --as-of and a claim's dates: strict YYYY-MM-DD (datetime's own
+    # would also take 2026-W10-1).
+    day = read_date(value)
+    if day is None:
+        raise Problem(400, f"{name}: {date_problem(value)}")
+    return day
 
 
 def _bool_param(request: Request, name: str) -> bool:
@@ -541,6 +573,23 @@ def _bool_param(request: Request, name: str) -> bool:
     if value.lower() in _FALSE:
         return False
     raise Problem(400, f"{name}: `{value[:20]}` is not true or false")
+
+
+def _format_param(request: Request) -> bool:
+    """Whether `format=fhir` asks for ClaimResponses; no other format is written."""
+    value = request.query_params.get("format")
+    if value is None or value == "fhir":
+        return value is not None
+    raise Problem(400, f"format: `{value[:20]}` is not written here: `fhir` for ClaimResponses, none for decisions")
+
+
+def _charset(options: str) -> str | None:
+    """The `charset` of a Content-Type's parameters (after its `;`), in lower case."""
+    for option in options.split(";"):
+        name, _, value = option.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 def _error(status: int, message: str) -> Response:
