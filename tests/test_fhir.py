@@ -21,7 +21,9 @@ from medpol.api import load_policy  # noqa: E402
 from medpol.engine.library import load_library  # noqa: E402
 from medpol.service.fhir import (  # noqa: E402
     CARC,
+    ICD10CM,
     FhirClaims,
+    claim_from_fhir,
     claim_response,
     claim_to_fhir,
     fact_types,
@@ -244,6 +246,21 @@ def test_a_claim_that_is_not_valid_fhir_is_an_error(library):
     assert "not a valid FHIR Claim" in decision["message"]
     decision = FhirClaims(load_policy(PUMP)).decide({"resourceType": "Patient"})
     assert decision["outcome"] == "error" and decision["policy"] == "external-infusion-pump"
+
+
+def test_a_sequence_written_as_a_string_of_digits_decides_as_the_number(library):
+    # fhir.resources takes "2" for a positiveInt; the claim is decided as if it were 2.
+    claim = contract_examples()[0]
+    resource = claim_to_fhir(claim, fact_types(library))
+    for entry in (*resource["diagnosis"], *resource["item"], *resource["insurance"]):
+        entry["sequence"] = str(entry["sequence"])
+    assert FhirClaims(library).decide(resource) == library.decide(claim)
+    # Ordered as numbers: "10" after "9".
+    resource["diagnosis"] = [
+        {"sequence": "10", "diagnosisCodeableConcept": {"coding": [{"system": ICD10CM, "code": "Z00.00"}]}},
+        {"sequence": "9", "diagnosisCodeableConcept": {"coding": [{"system": ICD10CM, "code": "C91.00"}]}},
+    ]
+    assert claim_from_fhir(resource, fact_types(library))["diagnoses"] == ["C91.00", "Z00.00"]
 
 
 def test_a_line_paid_in_part_carries_the_units_allowed(library):

@@ -432,6 +432,16 @@ def _line_of_business(coverage: dict | None) -> str | None:
     return None
 
 
+def _sequence(entry: dict, default: int | None = 0):
+    """An entry's `sequence` as a number. fhir.resources validates it as a positiveInt, and
+    takes a JSON string of digits for one too: sorted among numbers, such a string would stop
+    the claim with a TypeError, and as a line's `seq` it would be refused as not a number."""
+    value = entry.get("sequence", default)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
 def claim_from_fhir(resource: dict, types: dict) -> dict:
     """A FHIR Claim (or a Bundle holding one) as a claim of the contract; raises FhirError."""
     bundle = None
@@ -451,7 +461,7 @@ def claim_from_fhir(resource: dict, types: dict) -> dict:
     if patient is None or patient.get("resourceType") != "Patient":
         raise FhirError("Claim.patient", "the Patient is neither contained in the Claim nor in its Bundle")
     coverage = None
-    for insurance in sorted(claim.get("insurance") or (), key=lambda i: (not i.get("focal"), i.get("sequence", 0))):
+    for insurance in sorted(claim.get("insurance") or (), key=lambda i: (not i.get("focal"), _sequence(i))):
         coverage = _ref_target(insurance.get("coverage"), claim, bundle)
         if coverage is not None:
             break
@@ -463,7 +473,7 @@ def claim_from_fhir(resource: dict, types: dict) -> dict:
     lob = _line_of_business(coverage)
     if lob is not None:
         member["line_of_business"] = lob
-    diagnoses = sorted(claim.get("diagnosis") or (), key=lambda d: d.get("sequence", 0))
+    diagnoses = sorted(claim.get("diagnosis") or (), key=_sequence)
     out: dict[str, Any] = {
         "id": claim.get("id") or ((claim.get("identifier") or [{}])[0].get("value")),
         "member": member,
@@ -472,7 +482,7 @@ def claim_from_fhir(resource: dict, types: dict) -> dict:
     }
     for item in claim.get("item") or ():
         line: dict[str, Any] = {
-            "seq": item.get("sequence"),
+            "seq": _sequence(item, None),
             "hcpcs": _code(item.get("productOrService"), HCPCS),
             "service_date": item.get("servicedDate") or (item.get("servicedPeriod") or {}).get("start"),
         }
