@@ -63,12 +63,17 @@ def fmt_cmd(paths: tuple[str, ...], check: bool) -> None:
             continue
         if formatted == text:
             continue
-        changed += 1
         if check:
             click.echo(_diff(file, text, formatted), nl=False)
         else:
-            file.write_bytes(formatted.encode("utf-8"))
+            try:
+                file.write_bytes(formatted.encode("utf-8"))
+            except OSError as err:  # a read-only file or folder, a full disk
+                click.echo(f"{file}: cannot write: {err.strerror or err}", err=True)
+                errors += 1
+                continue
             click.echo(f"reformatted {file}", err=True)
+        changed += 1
     if check:
         summary = f"{_plural(changed, 'file')} would be reformatted"
     else:

@@ -8,6 +8,7 @@ case failed or coverage fell short, 2 for usage errors (a path or tests file tha
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,13 @@ def _shown(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
+def _percent(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    # FloatRange lets `nan` through (it compares false with both ends); every coverage would meet it.
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("`nan` is not a percentage", ctx, param)
+    return value
+
+
 @click.command("test")
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
@@ -38,6 +46,7 @@ def _shown(path: Path) -> str:
     type=click.FloatRange(0, 100),
     default=None,
     metavar="N",
+    callback=_percent,
     help="Fail when less than N percent of a policy's criteria were seen both true and false.",
 )
 def test_cmd(paths: tuple[str, ...], show_coverage: bool, min_coverage: float | None) -> None:
@@ -68,6 +77,8 @@ def test_cmd(paths: tuple[str, ...], show_coverage: bool, min_coverage: float | 
         if result.policy_problem:
             click.echo(result.policy_problem)
         for case in result.results:
+            for warning in case.warnings:
+                click.echo(f'warning: {tests.path}: case #{case.case.index} "{case.case.name}": {warning}')
             if not case.passed:
                 click.echo(format_failure(case))
                 click.echo("")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,16 +137,27 @@ def load_tests(path: str | os.PathLike) -> TestFile:
     case is kept with its `problem`, so the other cases still run."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise TestFileError(f"{path}: cannot read the file: {getattr(err, 'strerror', None) or err}") from None
+        raw = path.read_bytes()
+    except OSError as err:
+        raise TestFileError(f"{path}: cannot read the file: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        # Point at the byte, as a YAML error points at its character (the text before it is UTF-8).
+        line_start = raw.rfind(b"\n", 0, err.start) + 1
+        line = raw.count(b"\n", 0, line_start) + 1
+        column = len(raw[line_start : err.start].decode("utf-8")) + 1
+        raise TestFileError(
+            f"{path}:{line}:{column}: not UTF-8 text: byte 0x{raw[err.start]:02x} (save the file as UTF-8)"
+        ) from None
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader: as safe as yaml.safe_load
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise TestFileError(f"{where}: not valid YAML: {problem}") from None
+        kind = "" if isinstance(err, _Refused) else "not valid YAML: "
+        raise TestFileError(f"{where}: {kind}{problem}") from None
     if not isinstance(data, dict):
         raise TestFileError(f"{path}: expected a mapping with `policy` and `cases`, got {_kind(data)}")
     unknown = [k for k in data if k not in _TOP_KEYS and not (isinstance(k, str) and k.startswith("x-"))]
@@ -157,7 +169,8 @@ def load_tests(path: str | os.PathLike) -> TestFile:
         if key not in data:
             raise TestFileError(f"{path}: the required key `{key}` is missing")
     policy = data["policy"]
-    if not isinstance(policy, str) or not policy.strip():
+    # A NUL character is in no file name: the system refuses to look one up.
+    if not isinstance(policy, str) or not policy.strip() or "\0" in policy:
         raise TestFileError(f"{path}: `policy` must be the policy's file name, got {_kind(policy)}")
     policy_path = (path.parent / policy).resolve() if not Path(policy).is_absolute() else Path(policy)
     if not policy_path.is_file():
@@ -185,12 +198,94 @@ def load_tests(path: str | os.PathLike) -> TestFile:
     return TestFile(path, policy_path, cases)
 
 
-class _Loader(yaml.SafeLoader):
-    """yaml.safe_load's loader, except that a date that does not exist (2026-02-30) stays a string.
+# Far beyond any real tests file (the bundled ones nest 9 deep and their aliases add a few
+# thousand values), and far below what would exhaust Python's stack or the machine's memory.
+_MAX_DEPTH = 64
+_MAX_ALIASED = 100_000
 
-    safe_load raises a bare ValueError for it, with no line to point at; kept as a string, it is
-    reported as the case's bad date, or decided as the contract says (a line with a bad date is an error).
+
+class _Refused(yaml.MarkedYAMLError):
+    """YAML a tests file does not accept: a key given twice, nesting or aliases past the limits."""
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that:
+
+    - a date that does not exist (2026-02-30) stays a string. safe_load raises a bare ValueError
+      for it, with no line to point at; kept as a string, it is reported as the case's bad date,
+      or decided as the contract says (a line with a bad date is an error);
+    - a key given twice in a mapping is refused: safe_load keeps the last value and drops the
+      first without a word (a key that a `<<` merge brings in may still be overridden);
+    - nesting past _MAX_DEPTH is refused, where safe_load would exhaust Python's stack;
+    - aliases are refused that stand for more than _MAX_ALIASED values in all, that nest past
+      _MAX_DEPTH once expanded, or that sit inside the value they name: each case's claim is
+      copied in full, so a few lines of aliases nested in one another ("billion laughs") would
+      otherwise never finish, and the others would exhaust the stack or recurse without end.
     """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0  # the collections around the node being read
+        self._aliased = 0  # the values that aliases have added, once expanded
+        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> values, levels; aliases expanded
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if node is not None:  # else safe_load's own error: an undefined alias
+                self._expand(node, event)
+            return super().compose_node(parent, index)
+        if self._depth >= _MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise _Refused(None, None, f"nested more than {_MAX_DEPTH} levels deep", mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        seen: dict[tuple, yaml.Node] = {}
+        for key, _value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            first = seen.setdefault((key.tag, key.value), key)
+            if first is not key:
+                raise _Refused(
+                    None,
+                    None,
+                    f"the key `{key.value}` is given twice in this mapping (first on line {first.start_mark.line + 1})",
+                    key.start_mark,
+                )
+        return node
+
+    def _expand(self, node: yaml.Node, alias: yaml.AliasEvent) -> None:
+        if node.end_mark is None:  # still being read: the alias is inside the value it names
+            raise _Refused(None, None, f"the alias `*{alias.anchor}` is inside the value it names", alias.start_mark)
+        values, levels = self._measure(node)
+        if self._depth + levels > _MAX_DEPTH:
+            problem = f"nested more than {_MAX_DEPTH} levels deep once the alias `*{alias.anchor}` is expanded"
+            raise _Refused(None, None, problem, alias.start_mark)
+        self._aliased += values
+        if self._aliased > _MAX_ALIASED:
+            problem = f"the aliases stand for more than {_MAX_ALIASED:,} values in all"
+            raise _Refused(None, None, problem, alias.start_mark)
+
+    def _measure(self, node: yaml.Node) -> tuple[int, int]:
+        """The values a node stands for and the levels it nests, its aliases expanded. Each alias
+        was measured as it was read, so this walks no deeper than the text itself nests."""
+        found = self._measured.get(id(node))
+        if found is None:
+            if isinstance(node, yaml.ScalarNode):
+                found = (1, 1)
+            else:
+                items = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+                inner = [self._measure(item) for item in items]
+                found = (1 + sum(v for v, _ in inner), 1 + max((n for _, n in inner), default=0))
+            self._measured[id(node)] = found
+        return found
 
 
 def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode):
@@ -303,7 +398,10 @@ def _read_expect(raw) -> list[LineExpectation] | ClaimErrorExpectation:
         units = {}
         for key in ("allowed_units", "denied_units"):
             value = item.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            # `.nan` and `.inf` read as floats, but no line is paid in them: `.nan` would never compare equal.
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf
+            ):
                 raise _Bad(f"{where}.{key}: expected a number of units")
             units[key] = value
         out.append(LineExpectation(seq, outcome, category, refer_to, missing, tuple(rules), message, **units))
@@ -353,7 +451,7 @@ def _inline_claim(raw, defaults: dict, name: str) -> dict:
 
 
 def _claim_from_file(ref, path: Path, cache: dict) -> dict:
-    if not isinstance(ref, str) or not ref.strip():
+    if not isinstance(ref, str) or not ref.strip() or "\0" in ref:  # NUL: as for `policy`
         raise _Bad("`claim_file` must be a file name, e.g. claims.jsonl#claim-id")
     file_part, _, claim_id = ref.partition("#")
     file = (path.parent / file_part).resolve()

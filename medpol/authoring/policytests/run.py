@@ -19,6 +19,9 @@ class CaseResult:
     passed: bool
     differences: list[str] = field(default_factory=list)
     explanation: str | None = None  # the explanation tree of a failing case
+    # The decision's warnings: a claim field or fact the policy does not know, which is ignored.
+    # In a case it is most likely misspelt, so it is shown even when the case passes.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def difference(self) -> str | None:
@@ -131,14 +134,15 @@ class Runner:
             except _PolicyProblem:
                 pass
         recorder.evaluations = []
+        warnings = list(decision.get("warnings", ()))
         found = differences(case, decision)
         if not found:
             disagreement = _disagreement(case, decision, explained)
             if disagreement:
                 found = [disagreement]
         if not found:
-            return CaseResult(case, True)
-        return CaseResult(case, False, found, render(explained, policy, case.as_of))
+            return CaseResult(case, True, warnings=warnings)
+        return CaseResult(case, False, found, render(explained, policy, case.as_of), warnings)
 
 
 def format_failure(result: CaseResult, indent: str = "    ") -> str:
