@@ -169,7 +169,6 @@ class _Checker:
             others.append(window)
 
     def check_rules(self) -> None:
-        clause_ids: set[str] = set()
         for rule in self.policy.rules:
             for ref in rule.targets.include + rule.targets.exclude:
                 self.used_sets.add(ref.name)
@@ -184,12 +183,33 @@ class _Checker:
             names: set[str] = set()
             for cond in rule.requires + (rule.condition,):
                 self.check_condition(cond, owner=rule.id, clause_names=names)
-            for name in names:
-                if name in clause_ids:
-                    pass
-                clause_ids.add(name)
             if rule.kind == "limit":
                 self.check_limit(rule)
+        self.check_cited_ids()
+
+    def check_cited_ids(self) -> None:
+        """A decision cites a rule by its id and an item by `OWNER.ITEM`, where the owner is a
+        rule or a criteria set. Names may hold dots, so item `b.c` of `a` and item `c` of `a.b`
+        (or a rule `a.b.c`) would be cited by one id, and one's reason given for the other."""
+        cited = {rule.id: f"rule `{rule.id}`" for rule in self.policy.rules}
+        owners = [(rule.id, rule.requires + (rule.condition,)) for rule in self.policy.rules]
+        owners += [(crit.name, (crit.condition,)) for crit in self.policy.criteria]
+        for owner, conditions in owners:
+            own: set[str] = set()  # an item twice in one owner is `duplicate-item` already
+            for cond in conditions:
+                for clause in ir.clauses(cond):
+                    cited_as = f"{owner}.{clause.name}"
+                    if cited_as in own:
+                        continue
+                    own.add(cited_as)
+                    if cited_as in cited:
+                        self.report(
+                            clause,
+                            "duplicate-item",
+                            f"item `{clause.name}` of `{owner}` is cited as `{cited_as}`, as is {cited[cited_as]}",
+                            help="rename the item, so that each rule and item is cited by an id of its own",
+                        )
+                    cited.setdefault(cited_as, f"item `{clause.name}` of `{owner}`")
 
     def check_limit(self, rule: ir.Rule) -> None:
         if rule.limit.unit == "vials":

@@ -59,7 +59,12 @@ _RESERVED = {
     *("x", "F", "hits", "unknown", "mark", "held", "maybe", "value", "len", "frozenset"),
     *("KNOWN", "LINE_MAP", "PREDICATES"),
 }
-_FUNCTION_PREFIXES = ("rule_", "item_", "criteria_", "group_", "limit_amount_", "fact_")
+# Module-level names start with one of these: the functions, the `NEEDS_` constants of
+# `need`, and the data of `datum` (`CODES_`, `DX_`, `DAY_`). A fact read into a local of
+# such a name would hide the global of that name from the rest of its function (a fact
+# `NEEDS_x` beside a fact `x`), so it is read into `fact_NAME` instead.
+_GLOBAL_PREFIXES = ("rule_", "item_", "criteria_", "group_", "limit_amount_", "fact_")
+_GLOBAL_PREFIXES += ("NEEDS_", "CODES_", "DX_", "DAY_")
 
 
 def identifier(name: str) -> str:
@@ -124,6 +129,7 @@ class CodeGenerator:
         return found
 
     def datum(self, kind: str, key: tuple, value: object, label: str) -> str:
+        # `kind` is one of the data prefixes of _GLOBAL_PREFIXES, so no fact's local hides it.
         found = self._data_keys.get((kind, key))
         if found is None:
             found = self.unique(identifier(f"{kind}_{label}"))
@@ -142,7 +148,7 @@ class CodeGenerator:
         var = identifier(name)
         if (
             var in _RESERVED
-            or var.startswith(_FUNCTION_PREFIXES)
+            or var.startswith(_GLOBAL_PREFIXES)
             or var.startswith("_")
             or var.isupper()
             or keyword.iskeyword(var)
@@ -351,6 +357,7 @@ class CodeGenerator:
 
     def fact_test(self, fn: _Function, cond, group: _Group, negated: bool) -> None:
         """A test of facts; `negated`, its `not`, which is unknown where the test is."""
+        tests_none = False
         if isinstance(cond, ir.Truth):
             f = self.fact(fn, cond.name, cond)
             reads, yes, no = [(f, cond.name)], f"{f} is True", f"{f} is not True"
@@ -360,6 +367,9 @@ class CodeGenerator:
             ops = ("is", "is not") if value == "_NO_EVENT" else ("==", "!=")
             yes_op, no_op = ops if not cond.negated else ops[::-1]
             reads, yes, no = [(f, cond.name)], f"{f} {yes_op} {value}", f"{f} {no_op} {value}"
+            # `x is none` tests for the event that did not happen: it settles the test
+            # itself, rather than failing it as it fails every comparison.
+            tests_none = value == "_NO_EVENT"
         elif isinstance(cond, ir.In):
             f = self.fact(fn, cond.name, cond)
             ftype = self.model.fact_type(cond.name)
@@ -370,16 +380,25 @@ class CodeGenerator:
             yes, no = self.comparison(fn, cond, reads)
         if negated:
             yes, no = no, yes
-        self.known_test(fn, cond, group, reads, yes, no, negated)
+        self.known_test(fn, cond, group, reads, yes, no, negated, tests_none)
 
     def known_test(
-        self, fn: _Function, cond, group: _Group, reads: list[tuple[str, str]], yes: str, no: str, negated=False
+        self,
+        fn: _Function,
+        cond,
+        group: _Group,
+        reads: list[tuple[str, str]],
+        yes: str,
+        no: str,
+        negated=False,
+        tests_none=False,
     ) -> None:
         """A test of facts that may be missing, or (dates) record that the event did not happen.
 
-        `yes` is the test, `no` its negation, both read once the facts are known.
+        `yes` is the test, `no` its negation, both read once the facts are known; with
+        `tests_none`, the test is `is none` itself, which an event that did not happen meets.
         """
-        arms = self._arms(reads)
+        arms = self._arms(reads, tests_none)
         if not arms:
             group.known(fn, yes, no, cond)
             return
@@ -391,14 +410,14 @@ class CodeGenerator:
                 group.unknown(fn, outcome)
         group.test(fn, yes, no, cond)
 
-    def _arms(self, reads: list[tuple[str, str]]) -> list[tuple[str, object]]:
+    def _arms(self, reads: list[tuple[str, str]], tests_none: bool = False) -> list[tuple[str, object]]:
         """(test, outcome) pairs that settle a test before its values are compared.
 
-        An event that did not happen (`none`) fails the test whatever the other facts are;
-        then any missing fact leaves it unknown.
+        An event that did not happen (`none`) fails the test whatever the other facts are
+        (unless the test is `is none`: `tests_none`); then any missing fact leaves it unknown.
         """
         arms: list[tuple[str, object]] = []
-        dates = [f for f, name in reads if self._may_be_none(name)]
+        dates = [f for f, name in reads if self._may_be_none(name)] if not tests_none else []
         if dates:
             arms.append((" or ".join(f"{f} is _NO_EVENT" for f in dates), False))
         if len(reads) == 1:

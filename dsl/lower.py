@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 
 import attrs
 from lark import Token, Transformer, Tree, v_args
@@ -113,8 +114,14 @@ class _Lower(Transformer):
     def _number(self, tok: Token) -> float | int:
         text = str(tok)
         try:
-            return float(text) if "." in text else int(text)
-        except ValueError:
+            value = float(text) if "." in text else int(text)
+            # A number past a float's range is refused as well: float() reads it as `inf`,
+            # which has no literal in generated Python, and a whole number that large
+            # cannot be read as a float where amounts are worked out (OverflowError).
+            if math.isinf(float(value)):
+                raise ValueError(text)
+            return value
+        except (ValueError, OverflowError):
             self.problems.append(
                 Diagnostic(
                     self.path,
@@ -850,8 +857,42 @@ def _with_requires(section: ir.Section, requires: tuple) -> ir.Section:
     )
 
 
+# How deep a policy's blocks and expressions may nest (the encoded policies reach 13). Each
+# level is a level of recursion when the tree is lowered, checked and interpreted, and
+# `not` or arithmetic a level of brackets in the generated Python, which refuses more than
+# 200: a condition nested deeper than this is refused with a diagnostic instead.
+MAX_DEPTH = 100
+
+
+def _too_deep(tree: Tree, path: str) -> Diagnostic | None:
+    """The first node nested deeper than MAX_DEPTH, as a diagnostic (found without recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            line, column = getattr(meta, "line", 1), getattr(meta, "column", 1)
+            same_line = getattr(meta, "end_line", None) == line
+            width = max(1, meta.end_column - column) if same_line else 1
+            return Diagnostic(
+                path,
+                line,
+                column,
+                "too-deep",
+                "this is nested too deeply to compile",
+                width=width,
+                help=f"blocks, brackets, `not` and arithmetic may nest {MAX_DEPTH} levels in all; "
+                "name a part of the condition as `criteria`",
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return None
+
+
 def lower(tree: Tree, path: str = "<policy>", text: str | None = None) -> ir.Policy:
     """Turn a parse tree into the IR; raise PolicyError if a literal is malformed."""
+    deep = _too_deep(tree, path)
+    if deep is not None:
+        raise PolicyError([deep], {path: text} if text is not None else {})
     transformer = _Lower(path)
     policy = transformer.transform(tree)
     if transformer.problems:
