@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 
 import attrs
 import jinja2
@@ -27,17 +28,44 @@ def environment() -> jinja2.Environment:
         autoescape=select_autoescape(["html"]),
         keep_trailing_newline=True,
     )
+    env.filters["md"] = escape_md
     env.filters["cell"] = _cell
+    env.filters["code"] = _code
     env.filters["plural"] = _plural
     env.filters["in_words"] = _in_words
     env.globals["shown_unreadable"] = SHOWN_UNREADABLE
     return env
 
 
+# What policy authors and claims write is shown as written. `&` and `<` become entities, which
+# every Markdown renders as the character, never as a tag, a comment or an autolink
+# (Python-Markdown, which builds the site, does not take `\<` for an escape). A backslash
+# escapes the rest where they mean something: code spans, emphasis (`_` only beside a character
+# not a letter or digit, so `not_applicable` stays as it is), links and images, a table cell's
+# end, headings, attribute lists (on the site, `{ onclick=... }` ending a heading or a table
+# cell becomes an attribute of it), and at the start, a block quote or an admonition (`!!!`).
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;"}
+_MD_SPECIAL = re.compile(r"[\\`*\[\]|#{}]|(?<![^\W_])_|_(?![^\W_])|^\s*[>!]")
+
+
+def escape_md(value) -> str:
+    """Text shown literally in Markdown: no character of it starts markup, HTML or a link."""
+    text = "".join(_MD_ENTITIES.get(ch, ch) for ch in ("" if value is None else str(value)))
+    return _MD_SPECIAL.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], text)
+
+
 def _cell(value) -> str:
-    """Text safe inside a Markdown table cell: a `|` would end the cell, a newline the row."""
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
+    """Text shown literally inside a Markdown table cell, where a newline would end the row."""
+    return escape_md(value).replace("\n", "<br>")
+
+
+def _code(value) -> str:
+    """A Markdown code span around any text (a path, a command): its fence is one backtick
+    longer than the longest run of backticks inside, so nothing inside can close it."""
+    text = str(value)
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _plural(count: int, word: str, many: str | None = None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from medpol.api import CompiledPolicy, compile_text
 from medpol.compiler import words
 from medpol.compiler.reasons import clauses
 from medpol.dsl import ir
+from medpol.history.report import escape_md
 from medpol.publish.plain import Wording
 
 SITE = Path(__file__).resolve().parents[2] / "site"
@@ -65,14 +67,6 @@ def _env(templates: Path) -> jinja2.Environment:
     env.filters["decision"] = words.decision
     env.filters["category"] = lambda c: words.category_words(c) if c else ""
     return env
-
-
-def escape_md(text: object) -> str:
-    """Policy text shown literally: Markdown and HTML characters lose their meaning."""
-    out = str(text)
-    for ch in ("\\", "`", "*", "_", "[", "]", "<", ">", "|", "#"):
-        out = out.replace(ch, "\\" + ch)
-    return out
 
 
 def _dx_entry(entry: ir.CodeEntry) -> str:
@@ -141,7 +135,9 @@ def policy_code_md(policy: CompiledPolicy, span: ir.Span) -> str:
     text = getattr(policy, "_text", None)
     if not text or not span.line:
         return ""
-    lines = text.splitlines()
+    # Lines as the parser counts them (`\n` or `\r\n`), which `span.line` is: splitlines would
+    # also break inside a string holding a form feed or a Unicode line separator.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     head = lines[span.line - 1]
     indent = len(head) - len(head.lstrip())
     block = [head]
@@ -522,7 +518,10 @@ def _nav_yaml(nav, depth: int = 1) -> str:
     out = []
     pad = "  " * depth
     for title, target in nav:
-        quoted = '"' + title.replace('"', '\\"') + '"'
+        # The theme puts a navigation title into its pages as HTML: a policy's title is escaped.
+        # JSON is YAML's double-quoted style, so backslashes, quotes and line breaks (YAML also
+        # breaks lines at U+0085, U+2028 and U+2029) stay inside the string.
+        quoted = json.dumps(html.escape(title))
         if isinstance(target, list):
             if not target:
                 continue
