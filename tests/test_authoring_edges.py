@@ -198,7 +198,7 @@ def test_a_policy_name_with_a_nul_character_is_refused_in_words(tmp_path):
     result = run("test", str(path))
     assert result.exit_code == 2, result.output
     assert_no_traceback(result)
-    assert f"error: {path}: `policy` must be the policy's file name" in result.output
+    assert f"error: {path}:1:9: `policy` must be the policy's file name" in result.output
 
 
 def test_a_claim_file_with_a_nul_character_fails_its_case_alone(tmp_path):
@@ -207,7 +207,8 @@ def test_a_claim_file_with_a_nul_character_fails_its_case_alone(tmp_path):
     result = run("test", str(path))
     assert result.exit_code == 1, result.output
     assert_no_traceback(result)
-    assert f'FAILED {path}: case #2 "nul": `claim_file` must be a file name' in result.output
+    column = len("  - ") + bad.index('"claims') + 1
+    assert f'FAILED {path}:8:{column}: case #2 "nul": `claim_file` must be a file name' in result.output
     assert result.output.endswith("1 passed, 1 failed\n")
 
 
@@ -230,7 +231,7 @@ def test_a_misspelt_claim_field_or_fact_is_a_warning(tmp_path):
     path = write_tests(tmp_path, HEAD + f"cases:\n  - {case}\n")
     result = run("test", str(path))
     assert result.exit_code == 0, result.output  # the case passes; the warnings say what was ignored
-    assert f'warning: {path}: case #1 "typos": `factz` is not a field of a claim and was ignored' in result.output
+    assert f'warning: {path}:7:5: case #1 "typos": `factz` is not a field of a claim and was ignored' in result.output
     assert "`lines[0].unitz` is not a field of a claim and was ignored" in result.output
     assert "`facts.b` is not a fact of this policy and was ignored" in result.output
 

@@ -118,15 +118,19 @@ def test_a_failing_case_shows_its_first_difference_and_the_tree(tmp_path):
     copy.write_text(
         text.replace(case, case.replace("outcome: denied, category: not_reasonable_and_necessary", "outcome: covered"))
     )
-    total = len(load_tests(copy).cases)
+    cases = load_tests(copy).cases
+    total = len(cases)
+    number = next(c.index for c in cases if c.name == "deferoxamine-anemia-D50.9-denied")
+    expectation = text[: text.index(case)].count("\n") + 6  # the line of its `- {seq: 1, ...}`
 
     result = run("test", str(copy))
     assert result.exit_code == 1
     assert_no_traceback(result)
     out = result.output
+    # pointed at the expectation that failed, in the case named by number and name
     assert (
-        "case deferoxamine-anemia-D50.9-denied, line 1: expected covered, got denied (not reasonable and necessary)"
-        in out
+        f'FAILED {copy}:{expectation}:9: case #{number} "deferoxamine-anemia-D50.9-denied", line 1: '
+        "expected covered, got denied (not reasonable and necessary)\n" in out
     )
     # the explanation tree of the decision
     assert "claim deferoxamine-anemia-D50.9-denied under external-infusion-pump revision 22" in out
@@ -173,18 +177,28 @@ cases:
     result = run("test", str(tests))
     assert result.exit_code == 1
     out = result.output
-    assert "case wrong category, line 3: expected denied (not covered), got denied (incorrect coding)" in out
+    # Each points at the expectation it breaks: the entry of the `expect` list, or the `expect`
+    # of a claim error; a claim error where lines were expected points at the case.
     assert (
-        "case wrong missing, line 1: expected pending (needs cd19_positive), "
+        f'FAILED {tests}:10:14: case #1 "wrong category", line 3: '
+        "expected denied (not covered), got denied (incorrect coding)" in out
+    )
+    assert (
+        f'FAILED {tests}:13:14: case #2 "wrong missing", line 1: expected pending (needs cd19_positive), '
         "got pending (needs intractable_cancer_pain)" in out
     )
     assert (
-        "case wrong rule, line 1: expected rule J.blinatumomab among the reasons, got commonly_used.deferoxamine" in out
+        f'FAILED {tests}:16:14: case #3 "wrong rule", line 1: '
+        "expected rule J.blinatumomab among the reasons, got commonly_used.deferoxamine" in out
     )
-    assert "case no such line, line 7: expected covered, but the claim has no line 7" in out
-    assert "case not a claim error: expected a claim error, got line decisions (line 1 covered, line 2 covered)" in out
+    assert f'FAILED {tests}:19:14: case #4 "no such line", line 7: expected covered, but the claim has no line 7' in out
     assert (
-        "case a claim error: expected line decisions, got a claim error: lines: a claim needs at least one line" in out
+        f'FAILED {tests}:22:13: case #5 "not a claim error": '
+        "expected a claim error, got line decisions (line 1 covered, line 2 covered)" in out
+    )
+    assert (
+        f'FAILED {tests}:23:5: case #6 "a claim error": '
+        "expected line decisions, got a claim error: lines: a claim needs at least one line" in out
     )
     assert last_line(out) == "1 passed, 6 failed"
 
@@ -407,49 +421,59 @@ def test_a_malformed_file_is_a_usage_error_naming_the_file(tmp_path, text, messa
 
 
 @pytest.mark.parametrize(
-    ("case", "message"),
+    ("case", "pointed", "message"),
     [
-        ("{claim: {lines: [E0781]}, expect: [{seq: 1, outcome: covered}]}", "case #2: `name` is missing"),
-        ("{name: no expect, claim: {lines: [E0781]}}", 'case #2 "no expect": `expect` is missing'),
+        # `pointed`: the text the problem is pointed at (a missing key: the case's mapping)
+        ("{claim: {lines: [E0781]}, expect: [{seq: 1, outcome: covered}]}", "{claim", "case #2: `name` is missing"),
+        ("{name: no expect, claim: {lines: [E0781]}}", "{name", 'case #2 "no expect": `expect` is missing'),
         (
             "{name: bad outcome, claim: {lines: [E0781]}, expect: [{seq: 1, outcome: coverd}]}",
+            "coverd",
             'case #2 "bad outcome": expect[0].outcome: `coverd` is not one of covered, denied,',
         ),
         (
             "{name: misplaced, claim: {lines: [E0781]}, expect: [{seq: 1, outcome: covered, category: not_covered}]}",
+            "category:",
             "expect[0]: `category` goes with outcome denied, not covered",
         ),
         (
             "{name: no seq, claim: {lines: [E0781]}, expect: [{outcome: covered}]}",
+            "{outcome",
             "expect[0].seq: expected the line's seq (an integer), got nothing",
         ),
         (
             "{name: both claims, claim: {lines: [E0781]}, claim_file: x.jsonl, expect: [{seq: 1, outcome: covered}]}",
+            "claim_file:",
             "give exactly one of `claim` (inline) and `claim_file`",
         ),
         (
             "{name: missing file, claim_file: nowhere.jsonl#x, expect: [{seq: 1, outcome: covered}]}",
+            "nowhere.jsonl#x",
             "claim_file `nowhere.jsonl`: cannot read it",
         ),
         (
             "{name: bad date, claim: {lines: [E0781]}, as_of: 2026-02-30, expect: [{seq: 1, outcome: covered}]}",
+            "2026-02-30",
             "`as_of`: `2026-02-30` is not a date",
         ),
         (
             "{name: item 1 holds, claim: {lines: [E0781]}, expect: [{seq: 1, outcome: covered}]}",
+            "item 1 holds",
             "already used by case #1",
         ),
-        ("just a string", "case #2: expected a mapping with name, claim and expect"),
+        ("just a string", "just", "case #2: expected a mapping with name, claim and expect"),
     ],
 )
-def test_a_malformed_case_fails_alone_naming_file_and_case(tmp_path, case, message):
+def test_a_malformed_case_fails_alone_naming_file_and_case(tmp_path, case, pointed, message):
     first = TINY_TESTS.split("  - name: item 2")[0]
     path = _write(tmp_path, first + f"  - {case}\n")
     result = run("test", str(path))
     assert result.exit_code == 1, result.output
     assert_no_traceback(result)
     assert message in result.output, result.output
-    assert f"{path}: case #2" in result.output
+    line = first.count("\n") + 1
+    column = len("  - ") + case.index(pointed) + 1
+    assert f"FAILED {path}:{line}:{column}: case #2" in result.output, result.output
     assert last_line(result.output) == "1 passed, 1 failed"
 
 
@@ -486,7 +510,10 @@ def test_a_broken_policy_fails_its_cases_and_shows_the_problems_once(tmp_path):
     assert_no_traceback(result)
     assert result.output.count("error[undefined-set]") == 1
     assert f"{tmp_path / 'tiny.policy'}: 1 error; its cases fail" in result.output
-    assert f"FAILED case item 1 holds: the policy {tmp_path / 'tiny.policy'} has 1 error (shown above)" in result.output
+    assert (
+        f'FAILED {path}:6:5: case #1 "item 1 holds": the policy {tmp_path / "tiny.policy"} has 1 error (shown above)'
+        in result.output
+    )
     assert last_line(result.output) == "0 passed, 3 failed"
 
 

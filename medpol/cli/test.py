@@ -78,7 +78,7 @@ def test_cmd(paths: tuple[str, ...], show_coverage: bool, min_coverage: float | 
             click.echo(result.policy_problem)
         for case in result.results:
             for warning in case.warnings:
-                click.echo(f'warning: {tests.path}: case #{case.case.index} "{case.case.name}": {warning}')
+                click.echo(f"warning: {case.case.heading()}: {warning}")
             if not case.passed:
                 click.echo(format_failure(case))
                 click.echo("")

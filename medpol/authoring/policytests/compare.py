@@ -25,22 +25,23 @@ def line_words(line: dict) -> str:
 
 
 def differences(case: Case, decision: dict) -> list[str]:
-    """Every way the decision differs from the case's expectations, in line order."""
-    label = case.label
+    """Every way the decision differs from the case's expectations, in line order; each names the
+    case and points at the expectation it breaks (`FILE:LINE:COL: case #N "name", line 2: ...`)."""
     expect = case.expect
     if isinstance(expect, ClaimErrorExpectation):
         if decision.get("outcome") != "error":
             got = ", ".join(f"line {ln.get('seq')} {line_words(ln)}" for ln in decision.get("lines", ()))
-            return [f"{label}: expected a claim error, got line decisions ({got})"]
+            return [f"{case.heading(expect.at)}: expected a claim error, got line decisions ({got})"]
         if expect.message and expect.message not in str(decision.get("message")):
-            return [f"{label}: expected a claim error mentioning `{expect.message}`, got: {decision.get('message')}"]
+            got = decision.get("message")
+            return [f"{case.heading(expect.at)}: expected a claim error mentioning `{expect.message}`, got: {got}"]
         return []
     if decision.get("outcome") == "error":
-        return [f"{label}: expected line decisions, got a claim error: {decision.get('message')}"]
+        return [f"{case.heading()}: expected line decisions, got a claim error: {decision.get('message')}"]
     lines = {ln.get("seq"): ln for ln in decision.get("lines", ())}
     found: list[str] = []
     for exp in expect:
-        where = f"{label}, line {exp.seq}"
+        where = f"{case.heading(exp.at)}, line {exp.seq}"
         got = lines.get(exp.seq)
         if got is None:
             found.append(f"{where}: expected {exp.words()}, but the claim has no line {exp.seq}")
@@ -76,7 +77,7 @@ def _disagreement(case: Case, compiled: dict, interpreted: dict) -> str | None:
     for a, b in zip(compiled.get("lines", ()), interpreted.get("lines", ()), strict=False):
         if key(a) != key(b):
             return (
-                f"{case.label}, line {a.get('seq')}: the compiled policy decides {line_words(a)} "
+                f"{case.heading()}, line {a.get('seq')}: the compiled policy decides {line_words(a)} "
                 f"but the reference interpreter decides {line_words(b)}"
             )
     return None

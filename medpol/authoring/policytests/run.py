@@ -113,7 +113,7 @@ class Runner:
             except _PolicyProblem as err:
                 if err.detail and problem is None:
                     problem = err.detail
-                results.append(CaseResult(case, False, [f"{case.label}: {err}"]))
+                results.append(CaseResult(case, False, [f"{case.heading()}: {err}"]))
                 continue
             results.append(self._run_case(case, policy, tests.policy_path))
         return FileResult(tests, results, problem)
@@ -146,7 +146,8 @@ class Runner:
 
 
 def format_failure(result: CaseResult, indent: str = "    ") -> str:
-    """A failing case for a person: its first difference, how many more, and the explanation tree."""
+    """A failing case for a person: its first difference, how many more, and the explanation tree.
+    Each difference starts `FILE:LINE:COL: case #N "name"`, at the expectation it breaks (or the case)."""
     lines = [f"FAILED {result.difference}"]
     more = len(result.differences) - 1
     if more > 0:
