@@ -233,10 +233,10 @@ def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None, 
         ref = path.rsplit("@", 1)[1] if "@" in path and not Path(path).exists() else None
     else:
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
+            raw = Path(path).read_bytes()
+        except OSError as err:
             raise PolicyError([Diagnostic(path, 1, 1, "unreadable-file", f"cannot read the file: {err}")]) from None
-        compiled = compile_text(text, path)
+        compiled = compile_text(policy_text(raw, path), path)
         ref = None
     if linked:
         from medpol.engine.library import siblings_for
@@ -275,7 +275,31 @@ def check_text(text: str, path: str = "<policy>") -> list[Diagnostic]:
 
 def check_file(path: str) -> tuple[list[Diagnostic], str | None]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        raw = Path(path).read_bytes()
+    except OSError as err:
         return [Diagnostic(path, 1, 1, "unreadable-file", f"cannot read the file: {err}")], None
+    try:
+        text = policy_text(raw, path)
+    except PolicyError as err:
+        return err.diagnostics, err.sources.get(path)
     return check_text(text, path), text
+
+
+def policy_text(raw: bytes, path: str) -> str:
+    """A policy file's text, from its bytes (in the working tree or as committed). Bytes that
+    are not UTF-8 are an `unreadable-file` error at the first of them, shown under its line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = raw[: err.start].decode("utf-8")  # the bytes before the first bad one are UTF-8
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        problem = Diagnostic(
+            path,
+            line,
+            column,
+            "unreadable-file",
+            f"the file is not UTF-8 text: byte 0x{raw[err.start]:02x}",
+            help="save the file as UTF-8",
+        )
+        raise PolicyError([problem], {path: raw.decode("utf-8", errors="replace")}) from None

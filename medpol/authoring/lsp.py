@@ -21,9 +21,11 @@ import concurrent.futures
 import logging
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
 from medpol.authoring import editing
@@ -117,16 +119,39 @@ def lsp_diagnostic(d: Diagnostic, lines: list[str]) -> types.Diagnostic:
 # ---------------------------------------------------------------- the server
 
 
+class _Protocol(LanguageServerProtocol):
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        # A change to a document that is not open (never opened, or closed first) has no text
+        # to apply to: it is ignored, not answered with an error shown in the editor.
+        if unquote(params.text_document.uri) not in self.workspace.text_documents:
+            log.warning("ignored a change to %s, which is not open", params.text_document.uri)
+            return
+        yield from super().lsp_text_document__did_change(params)
+
+
 class PolicyServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("medpol", _version(), text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__(
+            "medpol",
+            _version(),
+            protocol_cls=_Protocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
         # The parser keeps its state on the class while it runs: one thread parses.
         self.worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="medpol-check")
         self.checking: set[str] = set()  # documents whose check loop is running
         self.last_good: dict[str, editing.Analysis] = {}  # the latest text of each document that parsed
         self.others_later: asyncio.TimerHandle | None = None
+        # The URI of each open document as the editor spelled it, by the unquoted URI pygls
+        # keeps documents under: diagnostics go back under the editor's own spelling.
+        self.client_uris: dict[str, str] = {}
 
     # ------------------------------------------------------------ documents
+
+    def document(self, uri: str):
+        """The open document a URI names, however it is percent-encoded (`my%20policies`)."""
+        return self.workspace.text_documents.get(unquote(uri))
 
     def path_of(self, uri: str) -> str:
         return to_fs_path(uri) or uri
@@ -138,7 +163,7 @@ class PolicyServer(LanguageServer):
     def text_of(self, path: str) -> str | None:
         """A policy's text: the editor's if it is open there, else the file's."""
         uri = from_fs_path(path)
-        doc = self.workspace.text_documents.get(uri) if uri else None
+        doc = self.document(uri) if uri else None
         if doc is not None:
             return doc.source
         try:
@@ -170,7 +195,7 @@ class PolicyServer(LanguageServer):
     async def _check_loop(self, uri: str) -> None:
         try:
             while True:
-                doc = self.workspace.text_documents.get(uri)
+                doc = self.document(uri)
                 if doc is None:
                     return
                 version, text = doc.version, doc.source
@@ -182,7 +207,7 @@ class PolicyServer(LanguageServer):
                 except Exception:  # a fault of the checker must not stop the server
                     log.exception("checking %s failed", path)
                     found = []
-                doc = self.workspace.text_documents.get(uri)
+                doc = self.document(uri)
                 if doc is None:
                     return
                 if doc.version != version:
@@ -204,10 +229,14 @@ class PolicyServer(LanguageServer):
         if self.others_later is not None:
             self.others_later.cancel()
         folder = Path(self.path_of(uri)).parent
-        others = [o for o in self.workspace.text_documents if o != uri and Path(self.path_of(o)).parent == folder]
+        others = [
+            self.client_uris.get(o, o)
+            for o in self.workspace.text_documents
+            if o != unquote(uri) and Path(self.path_of(o)).parent == folder
+        ]
         if others:
             self.others_later = asyncio.get_running_loop().call_later(
-                OTHERS_DELAY, lambda: [self.schedule(o) for o in others if o in self.workspace.text_documents]
+                OTHERS_DELAY, lambda: [self.schedule(o) for o in others if self.document(o) is not None]
             )
 
     # ------------------------------------------------------------ analysis
@@ -216,7 +245,7 @@ class PolicyServer(LanguageServer):
         """The analysis of a document's text; while it does not parse (a line being typed),
         of its latest text that did, or else of the file as saved. And the lines it was made
         from, to convert columns."""
-        doc = self.workspace.text_documents.get(uri)
+        doc = self.document(uri)
         if doc is None:
             return None, []
         path = self.path_of(uri)
@@ -252,6 +281,7 @@ server = PolicyServer()
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: PolicyServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.client_uris[unquote(params.text_document.uri)] = params.text_document.uri
     ls.schedule_library(params.text_document.uri)
 
 
@@ -269,6 +299,7 @@ def did_save(ls: PolicyServer, params: types.DidSaveTextDocumentParams) -> None:
 def did_close(ls: PolicyServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.last_good.pop(uri, None)
+    ls.client_uris.pop(unquote(uri), None)
     # The file on disk stands for it again: its problems are those `medpol check` gives.
     ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
@@ -330,7 +361,7 @@ async def completion(ls: PolicyServer, params: types.CompletionParams) -> types.
     uri = params.text_document.uri
 
     def answer():
-        doc = ls.workspace.text_documents.get(uri)
+        doc = ls.document(uri)
         if doc is None:
             return None
         analysis, _lines = ls.analysis(uri)
@@ -359,7 +390,7 @@ async def formatting(ls: PolicyServer, params: types.DocumentFormattingParams) -
     def answer():
         from medpol.dsl.format import format_text
 
-        doc = ls.workspace.text_documents.get(uri)
+        doc = ls.document(uri)
         if doc is None:
             return None
         text = doc.source

@@ -930,7 +930,9 @@ def diff_cmd(ref_a: str, ref_b: str, claims_path: str | None, as_of, fmt: str, o
 
 def _names_folder(ref: str) -> bool:
     """Whether a diff argument names a folder (a library), as it stands or at a version."""
-    path = ref.partition("@")[0] if "@" in ref and not Path(ref).exists() else ref
+    from medpol.history.revisions import split_ref
+
+    path = split_ref(ref)[0]  # a folder may have `@` in its name
     return Path(path or ".").is_dir() or path.endswith(("/", "\\"))
 
 

@@ -90,6 +90,63 @@ def _repo(path: str):
     return repo, rel
 
 
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """A reference as (path, "@" or "", spec).
+
+    A file or folder may have `@` in its own name: the path is the longest part before an
+    `@` that exists (or, for a file that exists only in history, names a .policy file), and
+    the rest is the version, which may hold an `@` of its own (`HEAD@{1}`).
+    """
+    if "@" not in ref or Path(ref).exists():
+        return ref, "", ""
+    cuts = [i for i, ch in enumerate(ref) if ch == "@"]
+    for fits in (lambda left: bool(left) and Path(left).exists(), lambda left: left.endswith(".policy")):
+        for i in reversed(cuts):
+            if fits(ref[:i]):
+                return ref[:i], "@", ref[i + 1 :]
+    return ref.partition("@")
+
+
+def _commit(repo, spec: str, wrong: str):
+    """The commit a commit, tag or branch name names; RefError (`wrong`) if it names none."""
+    import git
+
+    def named(ref: str) -> str | None:
+        try:
+            return repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}")
+        except git.GitCommandError:
+            return None
+
+    tagged, branched = named(f"refs/tags/{spec}"), named(f"refs/heads/{spec}")
+    if tagged and branched and tagged != branched:
+        # git would take the tag with only a warning; a version is not picked by a guess.
+        raise RefError(f"`{spec}` is both a tag and a branch: say `tags/{spec}` or `heads/{spec}`")
+    try:
+        commit = repo.commit(spec)
+        commit.tree  # noqa: B018 - reads the commit object, which a shallow clone may lack
+    except (git.BadName, git.BadObject):
+        raise RefError(wrong) from None
+    except ValueError:
+        if _is_shallow(repo):
+            raise RefError(
+                f"`{spec}` is not in this shallow clone: fetch its history (`git fetch --unshallow`)"
+            ) from None
+        raise RefError(wrong) from None
+    return commit
+
+
+def _is_shallow(repo) -> bool:
+    return Path(repo.common_dir, "shallow").exists()
+
+
+def _committed_text(commit, rel: str, shown: str) -> str:
+    """A committed policy's text, refused at its first byte that is not UTF-8 text, as the
+    working tree's file is (replacement characters could compile inside a passage)."""
+    from medpol.api import policy_text
+
+    return policy_text((commit.tree / rel).data_stream.read(), shown)
+
+
 def header(text: str) -> tuple[str, datetime.date, datetime.date, str] | None:
     """The revision number, dates and description a policy text declares."""
     try:
@@ -182,6 +239,13 @@ def _text_at_head(repo, rel: str) -> str | None:
     return blob.data_stream.read().decode("utf-8", errors="replace")
 
 
+def _bytes_at_head(repo, rel: str) -> bytes | None:
+    try:
+        return (repo.head.commit.tree / rel).data_stream.read()
+    except (KeyError, ValueError):
+        return None
+
+
 def _reader_at(repo, commit, policy_rel: str):
     base = os.path.dirname(policy_rel)
 
@@ -197,7 +261,10 @@ def _reader_at(repo, commit, policy_rel: str):
 
 def resolve(ref: str, known_at: datetime.date | None = None) -> PolicyVersion:
     """The version a reference names; with `known_at`, the revision published on that day."""
-    path, _, spec = ref.partition("@")
+    path, at, spec = split_ref(ref)
+    if at and not spec:
+        # `path@` is not the working tree by default: the version asked for is missing.
+        raise RefError(f"`{ref}` names no version: give a revision (r21), a date, a commit or a tag after `@`")
     if not spec and known_at is None:
         if not Path(path).exists():
             raise RefError(f"`{path}` does not exist")
@@ -230,14 +297,9 @@ def resolve(ref: str, known_at: datetime.date | None = None) -> PolicyVersion:
                 f"no revision of `{path}` was published by {day} (the first, r{first.number}, is dated {first.dated})"
             )
         return _version_of(repo, published[0], path)
-    import git
-
+    commit = _commit(repo, spec, f"`{spec}` is not a revision (r21), a date (2025-12-20), a commit or a tag")
     try:
-        commit = repo.commit(spec)
-    except (git.BadName, ValueError, git.BadObject):
-        raise RefError(f"`{spec}` is not a revision (r21), a date (2025-12-20), a commit or a tag") from None
-    try:
-        text = (commit.tree / rel).data_stream.read().decode("utf-8", errors="replace")
+        text = _committed_text(commit, rel, path)
     except KeyError:
         raise RefError(f"`{path}` does not exist at `{spec}`") from None
     found = header(text)
@@ -260,7 +322,9 @@ def resolve(ref: str, known_at: datetime.date | None = None) -> PolicyVersion:
 
 def _version_of(repo, rev: RevisionInfo, path: str) -> PolicyVersion:
     commit = repo.commit(rev.commit)
-    return PolicyVersion(rev.text, path, f"{path}@r{rev.number}", rev, _reader_at(repo, commit, rev.path))
+    # The history lists a stray byte as it lists any change; compiled, it is an error.
+    text = _committed_text(commit, rev.path, path)
+    return PolicyVersion(text, path, f"{path}@r{rev.number}", rev, _reader_at(repo, commit, rev.path))
 
 
 def import_history(folder: str, into: str, author: str | None = None) -> list[RevisionInfo]:
@@ -290,9 +354,28 @@ def import_history(folder: str, into: str, author: str | None = None) -> list[Re
             raise RefError(f"`{file}` has no revision header (`revision N dated YYYY-MM-DD effective YYYY-MM-DD`)")
         found.append((head, file, text))
     found.sort(key=lambda item: (item[0][1], _number_key(item[0][0])))
+    carried: dict[str, Path] = {}
+    for (number, *_rest), file, _text in found:
+        if number in carried:
+            # One of them would be committed over the other, and history would list one.
+            raise RefError(f"`{carried[number]}` and `{file}` both carry revision {number}")
+        carried[number] = file
     target = Path(into)
+    if target.is_dir() or target.suffix != ".policy":
+        raise RefError(f"`{into}` is not a policy file: give the .policy file to build history for")
     target.parent.mkdir(parents=True, exist_ok=True)
     repo, rel = _repo(str(target))
+    # Each revision is committed from the index, and written over the file: changes not yet
+    # committed would go into the first revision's commit, or be lost.
+    if repo.head.is_valid():
+        staged = repo.git.diff("--cached", "--name-only").splitlines()
+    else:
+        staged = [path for path, _stage in repo.index.entries]
+    if staged:
+        raise RefError(f"the repository at `{repo.working_tree_dir}` has staged changes: commit them first")
+    if target.exists() and target.read_bytes() != (_bytes_at_head(repo, rel) or b""):
+        raise RefError(f"`{into}` has changes not committed: commit them first")
+    before = target.read_bytes() if target.exists() else None
     actor = git.Actor(author or "medpol history import", "policy-team@localhost")
     for (number, dated, _effective, description), _file, text in found:
         target.write_text(text, encoding="utf-8")
@@ -302,6 +385,14 @@ def import_history(folder: str, into: str, author: str | None = None) -> list[Re
         if description:
             message += f"\n\n{description}"
         repo.index.commit(message, author=actor, committer=actor, author_date=when, commit_date=when)
+    current = header(before.decode("utf-8", errors="replace")) if before is not None else None
+    newest = found[-1][0]
+    if current is not None and (current[1], _number_key(current[0])) > (newest[1], _number_key(newest[0])):
+        # Older revisions imported after a newer one: the file goes back to the newer one, or
+        # the policy in force would silently become the last revision imported.
+        target.write_bytes(before)
+        repo.index.add([rel])
+        repo.index.commit(f"{Path(rel).stem} back to revision {current[0]} after importing older revisions")
     return [r for r in history(str(target), include_working_tree=False)]
 
 
@@ -442,7 +533,7 @@ def load_library_version(ref: str) -> LibraryVersion:
     Raises RefError for a reference that names no version, PolicyError for a version whose
     policies (or the links between them) have errors.
     """
-    folder, at, spec = ref.partition("@")
+    folder, at, spec = split_ref(ref)
     folder = folder or "."
     if not at:
         if not Path(folder).is_dir():
@@ -460,16 +551,11 @@ def load_library_version(ref: str) -> LibraryVersion:
             raise RefError(f"`{folder}` is not a folder")
         left_out: list[str] = []
         return LibraryVersion(_working_library(folder, day, left_out.append), folder, spec, tuple(left_out))
-    import git
-
-    try:
-        commit = repo.commit(spec)
-    except (git.BadName, ValueError, git.BadObject):
-        if _REV.match(spec):
-            raise RefError(
-                f"`{spec}` would name a revision of one policy; a version of the library is a commit, a tag or a date"
-            ) from None
-        raise RefError(f"`{spec}` is not a commit, a tag or a date (2025-12-20)") from None
+    if _REV.match(spec):
+        wrong = f"`{spec}` would name a revision of one policy; a version of the library is a commit, a tag or a date"
+    else:
+        wrong = f"`{spec}` is not a commit, a tag or a date (2025-12-20)"
+    commit = _commit(repo, spec, wrong)
     try:
         tree = commit.tree if rel == "." else commit.tree / rel
     except KeyError:
@@ -505,8 +591,8 @@ def _committed_library(repo, commit, tree, folder: str, rel: str, spec: str):
     for blob in sorted(blobs, key=lambda b: b.path):
         inside = blob.path if rel == "." else posixpath.relpath(blob.path, rel)
         path = os.path.join(folder, inside)
-        text = blob.data_stream.read().decode("utf-8", errors="replace")
         try:
+            text = _committed_text(commit, blob.path, path)
             policy = compile_text(text, path, read_source=_reader_at(repo, commit, blob.path))
         except PolicyError as err:
             diagnostics.extend(err.diagnostics)
