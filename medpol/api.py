@@ -226,11 +226,12 @@ def load_policy(path: str | os.PathLike, known_at: datetime.date | None = None, 
     path = str(path)
     if known_at is not None or ("@" in path and not Path(path).exists()):
         from medpol.history.revisions import resolve as resolve_ref
+        from medpol.history.revisions import split_ref
 
         version = resolve_ref(path, known_at)
         compiled = compile_text(version.text, version.path, read_source=version.source_reader)
         compiled.label = version.label
-        ref = path.rsplit("@", 1)[1] if "@" in path and not Path(path).exists() else None
+        ref = split_ref(path)[2] or None
     else:
         try:
             raw = Path(path).read_bytes()
