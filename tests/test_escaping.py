@@ -19,13 +19,17 @@ from medpol.history import report
 from medpol.history.impact import impact, library_impact
 from medpol.history.revisions import load_library_version
 from medpol.publish import site
+from tests.test_library_history import new_repo
 
 # Markup, script, a comment, a CDATA end, a code span, a table cell's end, a link, jinja, an
 # entity, and a Unicode line separator (a line break to YAML and to str.splitlines).
 PAYLOAD = (
     '<script>alert(1)</script> "><img src=x onerror=alert(1)> ]]> `tick` a|b '
-    "[link](javascript:alert(1)) {{ 7*7 }} {% raw %} <!-- c &lt;b&gt; L\u2028S"
+    "[link](javascript:alert(1)) {{ 7777*7 }} {% raw %} <!-- c &lt;b&gt; L\u2028S"
 )
+# What the jinja expression in the payload would render, were author text ever evaluated: a
+# number no commit hash or page size would hold by chance.
+EVALUATED = str(7777 * 7)
 # Ending a heading or a table cell, an attribute list to Python-Markdown, which builds the site.
 ATTRIBUTES = " { onclick=alert(2) }"
 SERVICE_DATE = "2026-03-01"
@@ -174,10 +178,10 @@ def rendered(markdown_text: str) -> dict[str, str]:
 
 
 def assert_shown_as_text(markdown_text: str) -> None:
-    assert "49" not in markdown_text  # jinja in author text is never evaluated
+    assert EVALUATED not in markdown_text  # jinja in author text is never evaluated
     for renderer, page in rendered(markdown_text).items():
         assert injected(page) == [], renderer
-        assert "{{ 7*7 }}" in html.unescape(page), renderer
+        assert "{{ 7777*7 }}" in html.unescape(page), renderer
         for table in re.findall(r"<table>.*?</table>", page, re.S):
             head, _, body = table.partition("</thead>")
             width = len(re.findall(r"<th[ >]", head))
@@ -215,7 +219,7 @@ def test_html_diff_shows_author_and_claim_text_as_written(versions):
     found = impact(old, new, [CLAIM], None, UNREADABLE)
     page = report.render_html(diff_policies(old.model, new.model), found, "revision 1", "revision 2")
     assert injected(page) == []
-    assert "49" not in page and "{{ 7*7 }}" in html.unescape(page)
+    assert EVALUATED not in page and "{{ 7777*7 }}" in html.unescape(page)
     assert "<td>C1 &lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
@@ -227,14 +231,6 @@ def test_markdown_code_span_holds_any_text():
 
 
 # ---------------------------------------------------------------- a library in git
-
-
-def new_repo(path: Path) -> git.Repo:
-    repo = git.Repo.init(path)
-    with repo.config_writer() as cfg:
-        cfg.set_value("user", "name", "Policy Team")
-        cfg.set_value("user", "email", "policy@example.org")
-    return repo
 
 
 def commit(repo: git.Repo, files: dict[str, str], tag: str) -> None:
@@ -312,9 +308,9 @@ def test_site_pages_show_author_and_claim_text_as_written(tmp_path):
     )
     for name, page in pages.items():
         assert injected(page) == [], name
-        assert "49" not in re.sub(r"<script.*?</script>|<svg.*?</svg>", "", page, flags=re.S), name
+        assert EVALUATED not in re.sub(r"<script.*?</script>|<svg.*?</svg>", "", page, flags=re.S), name
     policy_page = pages["evil.html"]
-    assert "{{ 7*7 }}" in html.unescape(policy_page)
+    assert "{{ 7777*7 }}" in html.unescape(policy_page)
     assert 'id="coverage-covered-items"' in policy_page  # the rule's anchor, which other pages link to
     history = re.search(r"<h2 id=\"change-history\">.*?</table>", policy_page, re.S).group(0)
     [row] = re.findall(r"<tr>\s*<td>H2.*?</tr>", history, re.S)

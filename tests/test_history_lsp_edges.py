@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from medpol.cli.main import main
 from medpol.dsl.diagnostics import PolicyError
 from medpol.history.revisions import RefError, history, import_history, load_library_version, resolve
+from tests.test_library_history import new_repo
 
 CANES = """\
 medpol 1
@@ -39,14 +40,6 @@ section ONE "Canes"
 
 def canes(number: int, dated: str) -> str:
     return CANES.format(number=number, dated=dated)
-
-
-def new_repo(path: Path) -> git.Repo:
-    repo = git.Repo.init(path)
-    with repo.config_writer() as cfg:
-        cfg.set_value("user", "name", "Policy Team")
-        cfg.set_value("user", "email", "policy@example.org")
-    return repo
 
 
 def commit(repo: git.Repo, name: str, text: str | bytes, message: str) -> str:

@@ -11,40 +11,20 @@ from click.testing import CliRunner
 
 from medpol.authoring.policytests.load import TestFileError, load_tests
 from medpol.cli import test as cli_test
+from tests.test_authoring_edges import HEAD as TESTS_HEAD
+from tests.test_authoring_edges import POLICY
 
 cli = click.Group("medpol", commands=[cli_test.test_cmd])
 
-POLICY = """medpol 1
-
-policy tiny "Tiny"
-  revision 1 dated 2026-01-01 effective 2026-01-01
-
-facts
-  a: bool
-
-codes pumps "Pumps"
-  E0781 "AMBULATORY PUMP"
-
-section s "S"
-  rule s.cover
-    "Cover."
-    cover pumps when a
-
-  rule s.otherwise
-    "Otherwise."
-    otherwise deny as not reasonable and necessary
-"""
-
-HEAD = """policy: tiny.policy
-defaults:
-  member: {id: M-1, birth_date: 1970-03-02, line_of_business: commercial}
-  diagnoses: []
-  line: {service_date: 2026-02-10}
-cases:
+# The tiny policy and the head of its tests file, as the other tests of tests files write them.
+HEAD = (
+    TESTS_HEAD
+    + """cases:
   - name: covered
     claim: {lines: [E0781], facts: {a: true}}
     expect: [{seq: 1, outcome: covered}]
 """
+)
 
 
 def run(*args: str):
