@@ -872,8 +872,13 @@ def _too_deep(tree: Tree, path: str) -> Diagnostic | None:
         if depth > MAX_DEPTH:
             meta = node.meta
             line, column = getattr(meta, "line", 1), getattr(meta, "column", 1)
-            same_line = getattr(meta, "end_line", None) == line
-            width = max(1, meta.end_column - column) if same_line else 1
+            # A caret where the node starts, the width of its first token if it has one there
+            # (the rest of the node, thousands of levels long, would be as long as the line).
+            first = node
+            while isinstance(first, Tree) and first.children:
+                first = first.children[0]
+            starts_here = isinstance(first, Token) and (first.line, first.column) == (line, column)
+            width = len(first) if starts_here else 1
             return Diagnostic(
                 path,
                 line,

@@ -140,6 +140,7 @@ def test_a_condition_nested_too_deep_is_a_diagnostic(condition):
     found = errors(text)
     assert [(d.code, d.line) for d in found] == [("too-deep", 18)]
     assert found[0].column > 1
+    assert found[0].width <= len("hours")  # a caret under one token, not under the rest of the line
 
 
 def test_a_condition_nested_a_little_deep_compiles():

@@ -271,3 +271,16 @@ async def test_a_change_to_a_document_not_open_is_ignored(lsp, tmp_path):
     )
     assert outline is None
     assert not [m for m in lsp.messages if m.type == types.MessageType.Error], lsp.messages
+
+
+def test_history_shows_control_characters_in_a_note_as_escapes(tmp_path):
+    # An escape sequence in a revision's note would restyle the terminal the table is read in.
+    repo = new_repo(tmp_path / "plan")
+    text = canes(1, "2025-01-01").replace(
+        "effective 2025-01-01\n", 'effective 2025-01-01\n    note "plain \x1b[31mred\x1b[0m"\n'
+    )
+    commit(repo, "medical/canes.policy", text, "revision 1")
+    result = CliRunner().invoke(main, ["history", policy(repo)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert "plain \\x1b[31mred\\x1b[0m" in result.output

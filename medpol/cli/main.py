@@ -844,7 +844,7 @@ def history_cmd(args: tuple[str, ...], into: str | None) -> None:
                 str(rev.dated or ""),
                 str(rev.effective or ""),
                 rev.short or "(working tree)",
-                rev.author or "",
+                _clip(rev.author or "", 40),
                 _clip(rev.description, 70),
             )
         )
@@ -890,6 +890,9 @@ def _print_library_history(policies) -> None:
 
 
 def _clip(text: str, width: int) -> str:
+    """A description for one cell of a table in the terminal: control characters a policy's
+    text may hold (an escape sequence would restyle the terminal) shown as escapes."""
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
