@@ -57,3 +57,15 @@ class PolicyError(Exception):
 
     def render(self) -> str:
         return "\n".join(d.render(self.sources.get(d.path)) for d in self.diagnostics)
+
+
+def position_after(before: str) -> tuple[int, int]:
+    """The line and column just past `before`, counting lines as a diagnostic shows them."""
+    start = before.rfind("\n") + 1
+    return before.count("\n") + 1, len(before) - start + 1
+
+
+def not_utf8_at(raw: bytes, err: UnicodeDecodeError) -> tuple[int, int]:
+    """The line and column of the first byte of `raw` that is not UTF-8 (`err` says which):
+    the bytes before it decode, so it is counted in characters, as an editor shows it."""
+    return position_after(raw[: err.start].decode("utf-8"))

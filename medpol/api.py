@@ -29,7 +29,7 @@ from medpol.compiler.plan import UNKNOWN_SERVED
 from medpol.compiler.reasons import build_reasons
 from medpol.compiler.resolve import Model, resolve
 from medpol.dsl import ir
-from medpol.dsl.diagnostics import Diagnostic, PolicyError
+from medpol.dsl.diagnostics import Diagnostic, PolicyError, not_utf8_at
 from medpol.dsl.lower import read
 from medpol.engine.decide import Engine
 
@@ -292,9 +292,7 @@ def policy_text(raw: bytes, path: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        before = raw[: err.start].decode("utf-8")  # the bytes before the first bad one are UTF-8
-        line = before.count("\n") + 1
-        column = len(before) - (before.rfind("\n") + 1) + 1
+        line, column = not_utf8_at(raw, err)
         problem = Diagnostic(
             path,
             line,

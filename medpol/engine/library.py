@@ -29,7 +29,7 @@ from typing import Any
 
 from medpol.compiler.link import link, references
 from medpol.compiler.words import outcome_words
-from medpol.dsl.diagnostics import Diagnostic, PolicyError
+from medpol.dsl.diagnostics import Diagnostic, PolicyError, not_utf8_at, position_after
 from medpol.engine.claims import ClaimError, LineError, read_claim
 from medpol.engine.errors import error_decision, line_error
 
@@ -289,7 +289,7 @@ def _read_settings(path: Path) -> tuple[dict, list[Diagnostic], str | None]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        line, column = _position_after(data[: err.start].decode("utf-8"))
+        line, column = not_utf8_at(data, err)
         problem = Diagnostic(shown, line, column, "bad-library-settings", f"cannot read the settings: {err}")
         return {}, [problem], data.decode("utf-8", errors="replace")
     try:
@@ -338,14 +338,8 @@ def _toml_error(err: tomllib.TOMLDecodeError, text: str) -> tuple[int, int, str]
     if found.group(1) is not None:
         return int(found.group(1)), int(found.group(2)), message
     # At the end of the document: just past its last character, as a policy's early end is shown.
-    line, column = _position_after(text.rstrip())
+    line, column = position_after(text.rstrip())
     return line, column, message
-
-
-def _position_after(before: str) -> tuple[int, int]:
-    """The line and column just past `before`, counting lines as a diagnostic shows them."""
-    start = before.rfind("\n") + 1
-    return before.count("\n") + 1, len(before) - start + 1
 
 
 def _key_position(text: str, key: str) -> tuple[int, int, int]:

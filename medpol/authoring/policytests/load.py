@@ -48,6 +48,7 @@ from pathlib import Path
 import yaml
 
 from medpol.compiler.words import CATEGORY_WORDS, category_words
+from medpol.dsl.diagnostics import not_utf8_at
 
 OUTCOMES = ("covered", "denied", "pending", "refer", "not_applicable", "error")
 CATEGORIES = tuple(CATEGORY_WORDS)
@@ -158,10 +159,8 @@ def load_tests(path: str | os.PathLike) -> TestFile:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        # Point at the byte, as a YAML error points at its character (the text before it is UTF-8).
-        line_start = raw.rfind(b"\n", 0, err.start) + 1
-        line = raw.count(b"\n", 0, line_start) + 1
-        column = len(raw[line_start : err.start].decode("utf-8")) + 1
+        # Point at the byte, as a YAML error points at its character.
+        line, column = not_utf8_at(raw, err)
         raise TestFileError(
             f"{path}:{line}:{column}: not UTF-8 text: byte 0x{raw[err.start]:02x} (save the file as UTF-8)"
         ) from None
