@@ -173,17 +173,20 @@ class _Commands(click.Group):
     }
 
     def main(self, *args, **kwargs):
-        # A command's own output that fails as it is written (standard output to a full disk)
-        # ends the run with one line and exit 1, as `eval`'s decisions do; click ends a run
-        # quietly when the reader has gone (`| head`).
+        # Output that fails as it is written (a full disk), a command's file or standard
+        # output, ends the run with one line and exit 1; click ends a run quietly when the
+        # reader has gone (`| head`).
         try:
             return super().main(*args, **kwargs)
+        except _CannotWrite as err:
+            failed = err
         except OSError as err:
             if err.errno == errno.EPIPE or not _stdout_failed(err):
                 raise
-            with contextlib.suppress(OSError):
-                click.echo(f"error: {_CannotWrite(_STDOUT, err)}", err=True)
-            sys.exit(1)
+            failed = _CannotWrite(_STDOUT, err)
+        with contextlib.suppress(OSError):
+            click.echo(f"error: {failed}", err=True)
+        sys.exit(1)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
@@ -359,7 +362,8 @@ _STDOUT = "standard output"
 
 
 class _CannotWrite(Exception):
-    """The output failed as it was written (a full disk, a device error): one line, exit 1."""
+    """The output failed as it was written (a full disk, a device error): one line, exit 1
+    (`_Commands.main`)."""
 
     def __init__(self, name: str, err: OSError):
         # pyarrow's errors hold the errno under a longer text of their own.
@@ -378,16 +382,6 @@ def _writing(name: str):
         if err.errno == errno.EPIPE:
             raise  # the reader has gone (`| head`): click ends the run quietly
         raise _CannotWrite(name, err) from err
-
-
-@contextlib.contextmanager
-def _stopped_if_unwritten():
-    """A command whose output fails as it is written ends with one line, not a traceback."""
-    try:
-        yield
-    except _CannotWrite as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
 
 
 # What a write to a stream fails with; an error naming no file, out of a command whose files
@@ -414,7 +408,7 @@ def _stdout_failed(err: OSError) -> bool:
 
 def _write_out(out_path: str, data: bytes) -> None:
     """A command's whole output written to the file --out names: a file that cannot be opened
-    is a usage problem (exit 2), as for `eval`; a write that fails is one line, exit 1."""
+    is a usage problem (exit 2), as for `eval`; a write that fails is _CannotWrite (exit 1)."""
     try:
         out = open(out_path, "wb")  # noqa: SIM115 - closed below, where its write failing is told apart
     except OSError as err:
@@ -423,8 +417,7 @@ def _write_out(out_path: str, data: bytes) -> None:
         with out:
             out.write(data)
     except OSError as err:
-        click.echo(f"error: {_CannotWrite(f'`{out_path}`', err)}", err=True)
-        sys.exit(1)
+        raise _CannotWrite(f"`{out_path}`", err) from err
 
 
 def _drop_stdout() -> None:
@@ -555,7 +548,6 @@ class _Output:
     is_flag=True,
     help="For each denied or pending line, the least facts that would cover it, one set per route.",
 )
-@_stopped_if_unwritten()
 def eval_cmd(
     paths: tuple[str, ...],
     as_of,
