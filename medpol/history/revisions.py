@@ -232,14 +232,12 @@ def _history_in(repo, rel: str, include_working_tree: bool) -> list[RevisionInfo
 
 def _text_at_head(repo, rel: str) -> str | None:
     """The file's text at HEAD, if HEAD has it (to tell whether the working tree differs)."""
-    try:
-        blob = repo.head.commit.tree / rel
-    except (KeyError, ValueError):
-        return None
-    return blob.data_stream.read().decode("utf-8", errors="replace")
+    raw = _bytes_at_head(repo, rel)
+    return raw.decode("utf-8", errors="replace") if raw is not None else None
 
 
 def _bytes_at_head(repo, rel: str) -> bytes | None:
+    """The file as HEAD holds it, if HEAD has it."""
     try:
         return (repo.head.commit.tree / rel).data_stream.read()
     except (KeyError, ValueError):
@@ -580,7 +578,7 @@ def _working_library(folder: str, known_at: datetime.date | None = None, warn=No
 
 def _committed_library(repo, commit, tree, folder: str, rel: str, spec: str):
     """Compile and link the policies a commit holds under a folder, as `load_library` does."""
-    from medpol.api import compile_text
+    from medpol.api import compile_text, policy_text
     from medpol.compiler.link import link
     from medpol.engine.library import Library
 
@@ -592,7 +590,7 @@ def _committed_library(repo, commit, tree, folder: str, rel: str, spec: str):
         inside = blob.path if rel == "." else posixpath.relpath(blob.path, rel)
         path = os.path.join(folder, inside)
         try:
-            text = _committed_text(commit, blob.path, path)
+            text = policy_text(blob.data_stream.read(), path)  # the blob in hand, decoded as any policy
             policy = compile_text(text, path, read_source=_reader_at(repo, commit, blob.path))
         except PolicyError as err:
             diagnostics.extend(err.diagnostics)
